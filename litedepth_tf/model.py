@@ -69,3 +69,17 @@ def build_deploy_model(train_model: keras.Model, merge_normalization: bool = Tru
     depth = core(small, training=False)["depth"]
     depth = ops.image.resize(depth, (INPUT_HEIGHT, INPUT_WIDTH), interpolation="bilinear")
     return keras.Model(inputs, depth, name=name)
+
+
+def check_image_batch(images, expected_hw=None, divisible_by: int = 32, what: str = "images") -> None:
+    """Raises a ValueError naming the expected shape unless `images` is [N, H, W, 3] (H, W divisible by
+    `divisible_by`, or equal to `expected_hw`). Used by every entry point before a model sees the data."""
+    shape = tuple(getattr(images, "shape", ()))
+    if expected_hw is not None:
+        want = f"[N, {expected_hw[0]}, {expected_hw[1]}, 3] raw RGB"
+        ok = len(shape) == 4 and tuple(shape[1:]) == (*expected_hw, 3)
+    else:
+        want = f"[N, H, W, 3] raw RGB with H and W divisible by {divisible_by}"
+        ok = len(shape) == 4 and shape[3] == 3 and all(d is None or d % divisible_by == 0 for d in shape[1:3])
+    if not ok:
+        raise ValueError(f"{what}: expected shape {want}, got {shape}")

@@ -1,0 +1,40 @@
+"""Declarative helpers shared by the tests."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def randomize_batchnorm(model: keras.Model, seed: int = 0) -> None:
+    """Gives every BatchNorm non-trivial moving statistics, so train/inference-mode mix-ups show."""
+    rng = np.random.default_rng(seed)
+    stack = [model]
+    while stack:
+        for layer in stack.pop().layers:
+            if isinstance(layer, keras.Model):
+                stack.append(layer)
+            elif isinstance(layer, keras.layers.BatchNormalization):
+                g, b, mu, var = layer.get_weights()
+                layer.set_weights(
+                    [rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.2, b.shape),
+                     rng.normal(0, 0.2, mu.shape), rng.uniform(0.5, 2.0, var.shape)]
+                )
+
+
+def make_depth_nontrivial(model: keras.Model, bias: float = 4.0) -> None:
+    """A random student outputs ~0 (clamped to 1e-3 m); a positive bias on the last conv makes its depth
+    vary across the image, so parity tests compare real numbers."""
+    layer = model.get_layer("decoder_depth_conv")
+    kernel, b = layer.get_weights()
+    layer.set_weights([kernel, np.full_like(b, bias)])
+
+
+def random_student(seed: int = 0):
+    from litedepth_tf.model import build_student
+
+    keras.utils.set_random_seed(seed)
+    model = build_student()
+    randomize_batchnorm(model, seed)
+    make_depth_nontrivial(model)
+    return model
