@@ -100,3 +100,10 @@ def export_tflite(
         export_saved_model(model, sm_dir)
         data = convert_saved_model(sm_dir, quant, representative_images, int8_io)
     return atomic_write_bytes(out_path, data)
+
+
+def build_deploy_from_weights(weights=None, merge_normalization: bool = True):
+    """The deploy model (merged normalisation by default) from trainer weights, or a fresh random student."""
+    from litedepth_tf.model import build_deploy_model, build_student
+
+    return build_deploy_model(build_student(weights=weights), merge_normalization=merge_normalization)
