@@ -1,0 +1,64 @@
+"""Latency / size / complexity of the LiteDepth student next to a FastDepth-architecture reference.
+
+    python export/benchmark.py --out artifacts/benchmark.json [--weights runs/demo/best.weights.h5] [--runs 50]
+
+In ONE run: exports the student (fp32 and fp16) and FastDepth (MobileNetV1 + NNConv5, fp32, at 480x640 and at
+its native 224x224) through the same SavedModel -> TFLite route, times each with the LiteRT interpreter (1 and 2
+threads, warm-up then median and p90 of --runs invocations), counts parameters and MACs, prints a table and the
+student/FastDepth latency ratio, and writes everything to --out (JSON, atomically).
+Numbers depend on the machine and its load: the JSON records the CPU and the load average.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", "artifacts/benchmark.json", "Where to write the JSON results.")
+flags.DEFINE_string("weights", None, "Student weights (.weights.h5); none = random init (latency does not care).")
+flags.DEFINE_integer("runs", 50, "Timed runs per model and thread count (>= 50 for the reported numbers).")
+flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts.")
+flags.DEFINE_string("tflite_dir", "artifacts/benchmark", "Where the benchmarked .tflite files are written.")
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    from litedepth_tf.benchmark import benchmark_model, format_table, machine_info
+    from litedepth_tf.export import atomic_write_bytes, build_deploy_from_weights
+    from litedepth_tf.fastdepth import build_fastdepth
+
+    threads = tuple(int(t) for t in FLAGS.threads)
+    student = build_deploy_from_weights(FLAGS.weights)
+    info = machine_info()
+    jobs = [
+        ("litedepth_student", lambda: student, "fp32"),
+        ("litedepth_student", lambda: student, "fp16"),
+        ("fastdepth", lambda: build_fastdepth((480, 640, 3)), "fp32"),
+        ("fastdepth", lambda: build_fastdepth((224, 224, 3)), "fp32"),
+    ]
+    rows = []
+    for name, build, quant in jobs:
+        model = build()
+        tag = name + ("_224" if model.input.shape[1] == 224 else "")
+        print(f"benchmarking {tag} ({quant}) ...", flush=True)
+        rows.append(benchmark_model(tag, model, FLAGS.tflite_dir, quant, threads, FLAGS.runs))
+    print(format_table(rows, threads))
+    s32 = next(r for r in rows if r["model"] == "litedepth_student" and r["quant"] == "fp32")
+    fd = next(r for r in rows if r["model"] == "fastdepth")
+    ratios = {f"{t}t": s32[f"latency_{t}t_median_ms"] / fd[f"latency_{t}t_median_ms"] for t in threads}
+    for t, ratio in ratios.items():
+        print(f"student / FastDepth latency at 480x640, {t}: {ratio:.3f}x")
+    result = {"machine": info, "runs": FLAGS.runs, "rows": rows, "student_over_fastdepth_latency": ratios}
+    atomic_write_bytes(FLAGS.out, json.dumps(result, indent=2).encode())
+    print(f"wrote {FLAGS.out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
