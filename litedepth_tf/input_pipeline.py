@@ -1,0 +1,201 @@
+"""tf.data input pipeline for MAI-layout RGB-D data (``ROOT/<split>/{rgb,depth}/*.png``).
+
+``make_dataset(root, split, batch_size, training, seed)`` yields dicts (see WORKSPACE.md):
+
+* ``image`` float32 raw RGB 0..255: training ``[B, crop_h*128/480, crop_w*160/640, 3]``, eval ``[B, 480, 640, 3]``
+* ``depth`` float32 metres (0 = invalid, > ``max_depth`` made invalid), ``[B, crop_h, crop_w, 1]`` / full size
+* ``valid`` float32 1/0, ``grad_x`` / ``grad_y`` forward differences of depth, NaN where either pixel is invalid
+  and on the last column / row, ``intrinsics`` ``[B, 4]`` fx, fy, cx, cy at the depth resolution, ``rgb_path``.
+
+Files are paired by sorted file stem (an unpaired file -> ValueError naming the first mismatch); every PNG header
+is checked before the graph is built (bit depth, channels, sizes; every bad file is named). Decoding is
+``tf.io.decode_png`` (depth as uint16 millimetres). No ``py_function`` anywhere.
+
+Training graph (R-crop, see ``litedepth_tf.augment``):
+  file pairs -> per-epoch stateless shuffle -> [parallel map, per element, full resolution] decode, random
+  rotation about the principal point (p=0.5, +-2.5 deg, depth nearest / invalid padding), random flip (p=0.5)
+  -> ``batch(drop_remainder=True)`` -> [parallel map, per batch] ONE crop size per batch, a random offset per
+  element, image resized to the network scale, colour augmentation, valid mask, gradient targets -> prefetch.
+
+Variable crop sizes: **one crop size is sampled per batch** (not padded batching). Why: every element of a batch
+then has real pixels only, so no compute is wasted on padding and no loss needs to know about padded image
+borders (padding the image with a mean colour would feed the network artificial content next to real content,
+and BatchNorm statistics would see it); the model is fully convolutional, so a batch of any of the three sizes
+runs unchanged. Cropping after batching costs one batched gather, and per-element randomness (rotation, flip,
+offset, colour) is kept. The price is a dynamic spatial shape (``None``) in the element spec.
+
+Determinism: every random draw is a stateless op seeded by ``(seed, global element index)`` (batch-level draws by
+the batch's first element index), and the per-epoch shuffle is a stateless permutation of ``(seed, epoch)``; so a
+fixed ``seed`` with ``deterministic=True`` gives identical batches on every run, whatever the parallelism.
+``deterministic=False`` lets tf.data return elements out of order (faster); ``seed=None`` draws a fresh seed.
+
+Evaluation: no augmentation, full-resolution image and depth, batches in file order, one pass.
+
+Custom folders: ``split`` is any folder name under ``root`` (``"."`` for ``root`` itself). ``file_list`` is a
+text file with one sample per line, either a stem (``rgb/<stem>.png`` + ``depth/<stem>.png``) or two paths
+``rgb depth`` (relative to ``root/split`` or absolute); ``#`` starts a comment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import tensorflow as tf
+
+from litedepth_tf import augment
+from litedepth_tf.constants import DEPTH_SCALE, INPUT_HEIGHT, INPUT_WIDTH, MAI_INTRINSICS, MAX_DEPTH
+from litedepth_tf.data_check import check_headers, first_mismatch, pair_files
+
+CROP_SIZES = augment.CROP_SIZES
+AUTOTUNE = tf.data.AUTOTUNE
+_PERM_OFFSET = 1 << 40
+_BATCH_OFFSET = 1 << 41
+
+
+def _read_file_list(path, base):
+    pairs, missing = [], []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if len(parts) == 1:
+                stem = os.path.splitext(parts[0])[0]
+                r, d = os.path.join(base, "rgb", stem + ".png"), os.path.join(base, "depth", stem + ".png")
+            elif len(parts) == 2:
+                r, d = (p if os.path.isabs(p) else os.path.join(base, p) for p in parts)
+                stem = os.path.splitext(os.path.basename(r))[0]
+            else:
+                raise ValueError(f"{path}:{n}: expected 'stem' or 'rgb_path depth_path', got {line!r}")
+            for p in (r, d):
+                if not os.path.isfile(p):
+                    missing.append(f"{path}:{n}: {p} does not exist")
+            pairs.append((stem, r, d))
+    if missing:
+        raise ValueError(f"file list {path}: {len(missing)} missing file(s):\n  " + "\n  ".join(missing))
+    if not pairs:
+        raise ValueError(f"file list {path} is empty")
+    return pairs
+
+
+def list_pairs(root, split, file_list=None, check=True, size=(INPUT_HEIGHT, INPUT_WIDTH)):
+    """Sorted ``(stem, rgb_path, depth_path)`` list for a split (or a file list), validated as described above."""
+    base = os.path.normpath(os.path.join(root, split)) if split else os.path.normpath(root)
+    if file_list is not None:
+        pairs = _read_file_list(file_list, base)
+    else:
+        if not os.path.isdir(base):
+            raise FileNotFoundError(f"split folder {base} does not exist")
+        pairs, problems = pair_files(base)
+        if problems:
+            raise ValueError(first_mismatch(base, pairs, problems))
+        if not pairs:
+            raise ValueError(f"{base}: no PNG pairs in rgb/ and depth/")
+    if check:
+        bad = check_headers(pairs, size)
+        if bad:
+            raise ValueError(f"{len(bad)} malformed file(s) under {base} (run `python -m litedepth_tf.data_check "
+                             f"{root}` for a full report):\n  " + "\n  ".join(bad))
+    return pairs
+
+
+def decode_pair(rgb_path, depth_path, max_depth=MAX_DEPTH, size=(INPUT_HEIGHT, INPUT_WIDTH)):
+    """TF ops: PNG paths -> (image float32 [H, W, 3] 0..255, depth float32 [H, W, 1] metres, 0 = invalid)."""
+    image = tf.io.decode_png(tf.io.read_file(rgb_path), channels=3, dtype=tf.uint8)
+    depth = tf.io.decode_png(tf.io.read_file(depth_path), channels=1, dtype=tf.uint16)
+    if size is not None:
+        ok = tf.reduce_all(tf.equal(tf.shape(image)[:2], size)) & tf.reduce_all(tf.equal(tf.shape(depth)[:2], size))
+        tf.debugging.Assert(ok, ["unexpected frame size", rgb_path, tf.shape(image), depth_path, tf.shape(depth)])
+        image = tf.ensure_shape(image, [size[0], size[1], 3])
+        depth = tf.ensure_shape(depth, [size[0], size[1], 1])
+    depth = tf.cast(depth, tf.float32) / DEPTH_SCALE
+    depth = tf.where(depth > max_depth, 0.0, depth)
+    return tf.cast(image, tf.float32), depth
+
+
+def _targets(out):
+    out["valid"] = tf.cast(out["depth"] > 0, tf.float32)
+    out["grad_x"], out["grad_y"] = augment.depth_gradients(out["depth"])
+    return out
+
+
+def make_dataset(root, split, batch_size, training, seed=None, deterministic=False, crop_sizes=CROP_SIZES,
+                 intrinsics=MAI_INTRINSICS, max_depth=MAX_DEPTH, file_list=None, repeat=None, shuffle=None,
+                 rotate_prob=0.5, max_rotate_degrees=2.5, flip_prob=0.5, color_prob=0.5,
+                 image_size=(INPUT_HEIGHT, INPUT_WIDTH), drop_remainder=None, check_files=True,
+                 num_parallel_calls=AUTOTUNE, prefetch=AUTOTUNE):
+    """Build the dataset (see the module docstring).
+
+    Args:
+      root, split: data under ``root/split/{rgb,depth}``; ``split`` may be any folder name.
+      batch_size: elements per batch.
+      training: R-crop + colour augmentation, shuffled, repeated; else full frames in file order, one pass.
+      seed: int for reproducible shuffling / augmentation; ``None`` draws one.
+      deterministic: keep element order fixed across parallel maps (needed for bit-identical batches).
+      crop_sizes: R-crop sizes (h, w) at the original resolution; one is drawn per batch.
+      intrinsics: fx, fy, cx, cy of the stored frames.
+      max_depth: depth beyond this (metres) becomes invalid.
+      file_list: optional text file of stems or ``rgb depth`` path pairs (instead of listing the folders).
+      repeat: True = forever, int = that many epochs; default forever for training, once for evaluation.
+      shuffle: default = training.
+      rotate_prob, max_rotate_degrees, flip_prob, color_prob: augmentation settings (training only).
+      image_size: expected frame size (checked on headers and in the graph).
+      drop_remainder: default True for training (fixed batch size), False for evaluation.
+      check_files: validate every PNG header before building the graph.
+    """
+    pairs = list_pairs(root, split, file_list, check=check_files, size=image_size)
+    n = len(pairs)
+    shuffle = training if shuffle is None else shuffle
+    repeat = (True if training else 1) if repeat is None else repeat
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    if seed is None:
+        seed = secrets.randbits(31)
+    seed = int(seed)
+    rgb_paths = tf.constant([p[1] for p in pairs])
+    depth_paths = tf.constant([p[2] for p in pairs])
+    k0 = tf.constant(intrinsics, tf.float32)
+
+    def epoch(e):
+        if shuffle:
+            perm = tf.argsort(tf.random.stateless_uniform([n], tf.stack([tf.constant(seed, tf.int64),
+                                                                           _PERM_OFFSET + e])))
+        else:
+            perm = tf.range(n)
+        g = e * n + tf.range(n, dtype=tf.int64)
+        return tf.data.Dataset.from_tensor_slices((g, tf.cast(perm, tf.int64)))
+
+    num_epochs = (1 << 62) if repeat is True else 1 if repeat is False else int(repeat)
+    ds = tf.data.Dataset.range(num_epochs).flat_map(epoch)
+
+    def load(g, i):
+        image, depth = decode_pair(rgb_paths[i], depth_paths[i], max_depth, image_size)
+        out = dict(image=image, depth=depth, intrinsics=k0, rgb_path=rgb_paths[i])
+        if training:
+            s = augment.split_seed(tf.stack([tf.constant(seed, tf.int64), g]), 2)
+            out["image"], out["depth"], _ = augment.random_rotate(image, depth, k0, s[0], rotate_prob,
+                                                                  max_rotate_degrees)
+            out["image"], out["depth"], out["intrinsics"], _ = augment.random_flip(out["image"], out["depth"], k0,
+                                                                                   s[1], flip_prob)
+            out["_g"] = g
+        else:
+            out = _targets(out)
+        return out
+
+    def crop(b):
+        s = augment.split_seed(tf.stack([tf.constant(seed, tf.int64), _BATCH_OFFSET + b.pop("_g")[0]]), 2)
+        image, depth, k, _ = augment.random_crop_batch(b["image"], b["depth"], b["intrinsics"], s[0], crop_sizes)
+        b["image"] = augment.color_augment(image, s[1], prob=color_prob)
+        b["depth"], b["intrinsics"] = depth, k
+        return _targets(b)
+
+    ds = ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if training:
+        ds = ds.map(crop, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    if prefetch:
+        ds = ds.prefetch(prefetch)
+    opts = tf.data.Options()
+    opts.deterministic = bool(deterministic)
+    return ds.with_options(opts)
