@@ -12,6 +12,10 @@ R-crop (LiteDepth):
 2. horizontal flip with p = 0.5;
 3. crop of a size drawn from ``crop_sizes`` at a uniformly random offset; the depth keeps the native crop
    resolution, the image is resized bilinearly to ``crop * (128/480, 160/640)`` (the network input scale).
+
+``rotate`` / ``flip`` / ``crop_batch`` (and their ``random_*`` forms) are the step-by-step reference ops;
+``rcrop_batch`` is the fused form used by the input pipeline (one warp per element computes only the output
+pixels; see its docstring). The tests check the same properties on both.
 """
 
 from __future__ import annotations
@@ -163,6 +167,72 @@ def random_crop_batch(images, depths, intrinsics, seed, crop_sizes=CROP_SIZES, r
     if resize_image:
         ih, iw = image_size_for_crop(crop_h, crop_w)
         images = tf.image.resize(images, tf.stack([ih, iw]), method="bilinear")
+    return images, depths, intrinsics, (crop_h, crop_w)
+
+
+def random_rotate_flip_params(seed, rotate_prob=0.5, max_degrees=2.5, flip_prob=0.5):
+    """Per-element R-crop draws: (angle in radians, 0 when not rotated; flip bool)."""
+    s = split_seed(seed, 3)
+    max_rad = max_degrees * math.pi / 180.0
+    angle = tf.random.stateless_uniform([], s[1], -max_rad, max_rad)
+    angle = tf.where(tf.random.stateless_uniform([], s[0]) < rotate_prob, angle, 0.0)
+    return angle, tf.random.stateless_uniform([], s[2]) < flip_prob
+
+
+def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP_SIZES):
+    """Fused R-crop of a batch: rotate (about each element's principal point), flip, crop and resize in ONE warp.
+
+    ``images`` ``[B, H, W, 3]`` (uint8 stays uint8 through the warp, other dtypes are cast to float32), ``depths`` ``[B, H, W, 1]`` metres, ``intrinsics`` ``[B, 4]``,
+    ``angles`` ``[B]`` radians, ``flips`` ``[B]`` bool. One crop size is drawn per batch from ``crop_sizes`` and
+    one offset per element. Exactly the composition rotate -> flip -> crop of ``rotate``/``flip``/``crop_batch``
+    (depth: nearest sampling of the same affine map; identical values, up to float rounding at exact ties), but
+    only the output pixels are computed: the depth at the crop resolution, and the image directly at the network
+    resolution ``image_size_for_crop`` by one bilinear sample at the half-pixel positions of the resized grid
+    (equal to ``tf.image.resize(..., "bilinear")`` of the crop when not rotated). This is what keeps the input
+    pipeline cheap: no full-resolution rotation, no full-resolution float image.
+
+    Returns (images float32 ``[B, ih, iw, 3]``, depths ``[B, ch, cw, 1]``, intrinsics ``[B, 4]``, (ch, cw)).
+    """
+    s = split_seed(seed, 3)
+    crop_h, crop_w = sample_crop_size(s[0], crop_sizes)
+    shape = tf.shape(depths)
+    b, h, w = shape[0], shape[1], shape[2]
+    tf.debugging.assert_less_equal(tf.stack([crop_h, crop_w]), tf.stack([h, w]),
+                                   message="crop size larger than the frame")
+    oy = tf.random.stateless_uniform([b], s[1], 0, h - crop_h + 1, dtype=tf.int32)
+    ox = tf.random.stateless_uniform([b], s[2], 0, w - crop_w + 1, dtype=tf.int32)
+    k = tf.cast(intrinsics, tf.float32)
+    fx, fy, cx, cy = tf.unstack(k, axis=-1)
+    oxf, oyf = tf.cast(ox, tf.float32), tf.cast(oy, tf.float32)
+    wf = tf.cast(w, tf.float32)
+    angles = tf.cast(angles, tf.float32)
+    sgn = tf.where(flips, -1.0, 1.0)
+    tx = tf.where(flips, wf - 1.0 - oxf, oxf)  # crop x -> rotated-frame x is sgn * x + tx
+    c, sn = tf.cos(angles), tf.sin(angles)
+    # crop pixel (x, y) -> original (a0 x + a1 y + a2, b0 x + b1 y + b2)
+    a0, a1, a2 = c * sgn, -sn, c * (tx - cx) - sn * (oyf - cy) + cx
+    b0, b1, b2 = sn * sgn, c, sn * (tx - cx) + c * (oyf - cy) + cy
+    zeros = tf.zeros_like(a0)
+
+    def warp(x, transform, out_hw, interpolation):
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=x, transforms=transform, output_shape=out_hw, fill_value=0.0, interpolation=interpolation,
+            fill_mode="CONSTANT")
+
+    t_depth = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    depths = warp(tf.cast(depths, tf.float32), t_depth, tf.stack([crop_h, crop_w]), "NEAREST")
+    ih, iw = image_size_for_crop(crop_h, crop_w)
+    sx = tf.cast(crop_w, tf.float32) / tf.cast(iw, tf.float32)
+    sy = tf.cast(crop_h, tf.float32) / tf.cast(ih, tf.float32)
+    dx, dy = (sx - 1.0) / 2.0, (sy - 1.0) / 2.0  # image pixel j -> crop x = sx * j + dx (half-pixel centres)
+    t_image = tf.stack([a0 * sx, a1 * sy, a0 * dx + a1 * dy + a2, b0 * sx, b1 * sy, b0 * dx + b1 * dy + b2,
+                        zeros, zeros], axis=1)
+    if images.dtype not in (tf.uint8, tf.float32):
+        images = tf.cast(images, tf.float32)
+    # uint8 frames are warped as uint8 (no full-resolution float copy; the interpolated value is rounded)
+    images = tf.cast(warp(images, t_image, tf.stack([ih, iw]), "BILINEAR"), tf.float32)
+    cx_new = tf.where(flips, wf - 1.0 - cx, cx) - oxf
+    intrinsics = tf.stack([fx, fy, cx_new, cy - oyf], axis=-1)
     return images, depths, intrinsics, (crop_h, crop_w)
 
 

@@ -12,10 +12,13 @@ is checked before the graph is built (bit depth, channels, sizes; every bad file
 ``tf.io.decode_png`` (depth as uint16 millimetres). No ``py_function`` anywhere.
 
 Training graph (R-crop, see ``litedepth_tf.augment``):
-  file pairs -> per-epoch stateless shuffle -> [parallel map, per element, full resolution] decode, random
-  rotation about the principal point (p=0.5, +-2.5 deg, depth nearest / invalid padding), random flip (p=0.5)
-  -> ``batch(drop_remainder=True)`` -> [parallel map, per batch] ONE crop size per batch, a random offset per
-  element, image resized to the network scale, colour augmentation, valid mask, gradient targets -> prefetch.
+  file pairs -> per-epoch stateless shuffle -> [parallel map, per element] decode (kept uint8 / uint16) and draw
+  the rotation angle (p=0.5, +-2.5 deg, about the principal point) and the flip (p=0.5) -> ``batch(
+  drop_remainder=True)`` -> [parallel map, per batch] ONE crop size per batch, a random offset per element, then
+  ``augment.rcrop_batch``: rotate + flip + crop (+ resize of the image to the network scale) fused into one
+  projective warp per element that computes only the output pixels (depth nearest with invalid padding, image
+  bilinear) -> colour augmentation, valid mask, gradient targets -> prefetch. Rotating full frames first and
+  cropping afterwards gives the same result but cost half the pipeline's throughput.
 
 Variable crop sizes: **one crop size is sampled per batch** (not padded batching). Why: every element of a batch
 then has real pixels only, so no compute is wasted on padding and no loss needs to know about padded image
@@ -101,8 +104,11 @@ def list_pairs(root, split, file_list=None, check=True, size=(INPUT_HEIGHT, INPU
     return pairs
 
 
-def decode_pair(rgb_path, depth_path, max_depth=MAX_DEPTH, size=(INPUT_HEIGHT, INPUT_WIDTH)):
-    """TF ops: PNG paths -> (image float32 [H, W, 3] 0..255, depth float32 [H, W, 1] metres, 0 = invalid)."""
+def decode_pair(rgb_path, depth_path, max_depth=MAX_DEPTH, size=(INPUT_HEIGHT, INPUT_WIDTH), as_float=True):
+    """TF ops: PNG paths -> (image float32 [H, W, 3] 0..255, depth float32 [H, W, 1] metres, 0 = invalid).
+
+    ``as_float=False`` returns the raw uint8 image and uint16 millimetre depth instead.
+    """
     image = tf.io.decode_png(tf.io.read_file(rgb_path), channels=3, dtype=tf.uint8)
     depth = tf.io.decode_png(tf.io.read_file(depth_path), channels=1, dtype=tf.uint16)
     if size is not None:
@@ -110,6 +116,8 @@ def decode_pair(rgb_path, depth_path, max_depth=MAX_DEPTH, size=(INPUT_HEIGHT, I
         tf.debugging.Assert(ok, ["unexpected frame size", rgb_path, tf.shape(image), depth_path, tf.shape(depth)])
         image = tf.ensure_shape(image, [size[0], size[1], 3])
         depth = tf.ensure_shape(depth, [size[0], size[1], 1])
+    if not as_float:
+        return image, depth
     depth = tf.cast(depth, tf.float32) / DEPTH_SCALE
     depth = tf.where(depth > max_depth, 0.0, depth)
     return tf.cast(image, tf.float32), depth
@@ -170,22 +178,21 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
     ds = tf.data.Dataset.range(num_epochs).flat_map(epoch)
 
     def load(g, i):
+        if training:  # keep uint8 / uint16 until the fused warp: 2.5x less memory per batch
+            image, depth = decode_pair(rgb_paths[i], depth_paths[i], max_depth, image_size, as_float=False)
+            s = tf.stack([tf.constant(seed, tf.int64), g])
+            angle, flip = augment.random_rotate_flip_params(s, rotate_prob, max_rotate_degrees, flip_prob)
+            return dict(image=image, depth=depth, intrinsics=k0, rgb_path=rgb_paths[i], _angle=angle, _flip=flip,
+                        _g=g)
         image, depth = decode_pair(rgb_paths[i], depth_paths[i], max_depth, image_size)
-        out = dict(image=image, depth=depth, intrinsics=k0, rgb_path=rgb_paths[i])
-        if training:
-            s = augment.split_seed(tf.stack([tf.constant(seed, tf.int64), g]), 2)
-            out["image"], out["depth"], _ = augment.random_rotate(image, depth, k0, s[0], rotate_prob,
-                                                                  max_rotate_degrees)
-            out["image"], out["depth"], out["intrinsics"], _ = augment.random_flip(out["image"], out["depth"], k0,
-                                                                                   s[1], flip_prob)
-            out["_g"] = g
-        else:
-            out = _targets(out)
-        return out
+        return _targets(dict(image=image, depth=depth, intrinsics=k0, rgb_path=rgb_paths[i]))
 
     def crop(b):
         s = augment.split_seed(tf.stack([tf.constant(seed, tf.int64), _BATCH_OFFSET + b.pop("_g")[0]]), 2)
-        image, depth, k, _ = augment.random_crop_batch(b["image"], b["depth"], b["intrinsics"], s[0], crop_sizes)
+        depth = tf.cast(b["depth"], tf.float32) / DEPTH_SCALE
+        depth = tf.where(depth > max_depth, 0.0, depth)
+        image, depth, k, _ = augment.rcrop_batch(b["image"], depth, b["intrinsics"], b.pop("_angle"),
+                                                 b.pop("_flip"), s[0], crop_sizes)
         b["image"] = augment.color_augment(image, s[1], prob=color_prob)
         b["depth"], b["intrinsics"] = depth, k
         return _targets(b)

@@ -59,14 +59,22 @@ def root(tmp_path_factory):
     return str(root)
 
 
-def eager_augment(rgb, depth_mm, seed, crop_sizes=augment.CROP_SIZES, color_prob=0.5):
-    """The training augmentation chain, eagerly, for one frame (batch of 1)."""
+def eager_augment(rgb, depth_mm, seed, crop_sizes=augment.CROP_SIZES, color_prob=0.5, fused=True):
+    """The training augmentation chain, eagerly, for one frame (batch of 1).
+
+    fused: ``rcrop_batch`` (what the pipeline runs); else the step-by-step reference ops.
+    """
     image = tf.constant(rgb, tf.float32)
     depth = tf.constant(depth_mm[..., None], tf.float32) / 1000.0
     s = augment.split_seed(seed, 4)
-    image, depth, angle = augment.random_rotate(image, depth, K, s[0])
-    image, depth, k, flipped = augment.random_flip(image, depth, K, s[1])
-    image, depth, k, _ = augment.random_crop_batch(image[None], depth[None], k[None], s[2], crop_sizes)
+    if fused:
+        angle, flipped = augment.random_rotate_flip_params(s[0])
+        image, depth, k, _ = augment.rcrop_batch(image[None], depth[None], K[None], angle[None], flipped[None], s[2],
+                                                 crop_sizes)
+    else:
+        image, depth, angle = augment.random_rotate(image, depth, K, s[0])
+        image, depth, k, flipped = augment.random_flip(image, depth, K, s[1])
+        image, depth, k, _ = augment.random_crop_batch(image[None], depth[None], k[None], s[2], crop_sizes)
     image = augment.color_augment(image, s[3], prob=color_prob)
     gx, gy = augment.depth_gradients(depth)
     return dict(image=image.numpy(), depth=depth.numpy(), intrinsics=k.numpy(), grad_x=gx.numpy(),
@@ -140,18 +148,20 @@ def check_grad_nans(depth, gx, gy):
 SEEDS = [[0, i] for i in range(6)]
 
 
-def test_eager_covers_rotation_and_flip():
+@pytest.mark.parametrize("fused", [True, False])
+def test_eager_covers_rotation_and_flip(fused):
     rgb, dmm = blocks_frame(0)
-    outs = [eager_augment(rgb, dmm, s) for s in SEEDS]
+    outs = [eager_augment(rgb, dmm, s, fused=fused) for s in SEEDS]
     assert any(o["angle"] != 0 for o in outs) and any(o["angle"] == 0 for o in outs)
     assert any(o["flipped"] for o in outs) and any(not o["flipped"] for o in outs)
     assert all(abs(o["angle"]) <= np.deg2rad(2.5) + 1e-6 for o in outs)
 
 
-def test_eager_geometric_consistency_blocks():
+@pytest.mark.parametrize("fused", [True, False])
+def test_eager_geometric_consistency_blocks(fused):
     for s in SEEDS:
         rgb, dmm = blocks_frame(s[1])
-        o = eager_augment(rgb, dmm, s, color_prob=0.0)
+        o = eager_augment(rgb, dmm, s, color_prob=0.0, fused=fused)
         check_block_consistency(o["image"], o["depth"])
         check_values_subset(o["depth"], np.unique(dmm.astype(np.float32) / 1000.0))
 
@@ -167,25 +177,28 @@ def test_eager_explicit_rotate_flip_consistency():
         assert (d.numpy()[0, 0] == 0).all() or (d.numpy()[0, -1] == 0).all()  # padded corner is invalid
 
 
-def test_eager_radial_intrinsics_and_invalid_ring():
+@pytest.mark.parametrize("fused", [True, False])
+def test_eager_radial_intrinsics_and_invalid_ring(fused):
     rgb, dmm = radial_frame()
     for s in SEEDS:
-        o = eager_augment(rgb, dmm, s)
+        o = eager_augment(rgb, dmm, s, fused=fused)
         check_radial(o["depth"], o["intrinsics"])
 
 
-def test_eager_grad_nans():
+@pytest.mark.parametrize("fused", [True, False])
+def test_eager_grad_nans(fused):
     for s in SEEDS[:3]:
         rgb, dmm = blocks_frame(s[1])
-        o = eager_augment(rgb, dmm, s)
+        o = eager_augment(rgb, dmm, s, fused=fused)
         check_grad_nans(o["depth"], o["grad_x"], o["grad_y"])
 
 
-def test_eager_same_seed_same_result_and_color_range():
+@pytest.mark.parametrize("fused", [True, False])
+def test_eager_same_seed_same_result_and_color_range(fused):
     rgb, dmm = blocks_frame(1)
-    a = eager_augment(rgb, dmm, [5, 5], color_prob=1.0)
-    b = eager_augment(rgb, dmm, [5, 5], color_prob=1.0)
-    c = eager_augment(rgb, dmm, [5, 6], color_prob=1.0)
+    a = eager_augment(rgb, dmm, [5, 5], color_prob=1.0, fused=fused)
+    b = eager_augment(rgb, dmm, [5, 5], color_prob=1.0, fused=fused)
+    c = eager_augment(rgb, dmm, [5, 6], color_prob=1.0, fused=fused)
     for k in ("image", "depth", "intrinsics"):
         np.testing.assert_array_equal(a[k], b[k])
     assert a["image"].shape != c["image"].shape or not np.array_equal(a["image"], c["image"])
@@ -196,10 +209,11 @@ def test_eager_same_seed_same_result_and_color_range():
     assert not np.array_equal(y, x.numpy()) and (y >= 100 * 0.9 ** 1 * 0.75 * 0.9 * 0.9).all()
 
 
-def test_eager_crop_sizes_and_image_scale():
+@pytest.mark.parametrize("fused", [True, False])
+def test_eager_crop_sizes_and_image_scale(fused):
     rgb, dmm = blocks_frame(0)
     for (ch, cw), (ih, iw) in zip(augment.CROP_SIZES, ((64, 96), (96, 128), (128, 160))):
-        o = eager_augment(rgb, dmm, [1, 1], crop_sizes=((ch, cw),))
+        o = eager_augment(rgb, dmm, [1, 1], crop_sizes=((ch, cw),), fused=fused)
         assert o["depth"].shape == (1, ch, cw, 1) and o["image"].shape == (1, ih, iw, 3)
 
 
@@ -240,3 +254,30 @@ def test_pipeline_fixed_seed_same_batches(root):
             np.testing.assert_array_equal(x[k], y[k])
     assert any(x["image"].shape != z["image"].shape or not np.array_equal(x["image"], z["image"])
                for x, z in zip(a, c))
+
+
+def test_fused_equals_step_by_step():
+    """rcrop_batch == rotate -> flip -> crop (depth exactly up to rare float ties; image close)."""
+    rgb, dmm = blocks_frame(3)
+    image = tf.constant(rgb, tf.float32)
+    depth = tf.constant(dmm[..., None], tf.float32) / 1000.0
+    for angle, flipped in ((0.0, False), (0.0, True), (0.03, False), (-0.04, True)):
+        seed = [9, int(flipped)]
+        fi, fd, fk, (ch, cw) = augment.rcrop_batch(image[None], depth[None], K[None], tf.constant([angle]),
+                                                   tf.constant([flipped]), seed)
+        ri, rd = augment.rotate(image, depth, angle, (K[2], K[3]))
+        k = K
+        if flipped:
+            ri, rd, k = augment.flip(ri, rd, K)
+        s = augment.split_seed(seed, 3)
+        b = tf.shape(fd)[0]
+        oy = tf.random.stateless_uniform([b], s[1], 0, H - ch + 1, dtype=tf.int32)
+        ox = tf.random.stateless_uniform([b], s[2], 0, W - cw + 1, dtype=tf.int32)
+        ri, rd, rk = augment.crop_batch(ri[None], rd[None], k[None], ch, cw, oy, ox)
+        np.testing.assert_allclose(fk.numpy(), rk.numpy())
+        same = fd.numpy() == rd.numpy()
+        assert same.all() if angle == 0 else same.mean() > 0.999
+        ih, iw = augment.image_size_for_crop(ch, cw)
+        ri = tf.image.resize(ri, [ih, iw]).numpy()
+        if angle == 0:
+            np.testing.assert_allclose(fi.numpy(), ri, atol=0.51)  # uint8 warp rounds

@@ -1,0 +1,139 @@
+"""Input-pipeline throughput vs the student's train step, in one run (issue 4, item 5).
+
+    python export/benchmark_pipeline.py [--root data/synthetic] [--batch-size 16] [--steps 20]
+                                        [--train-steps 5] [--out artifacts/benchmark_pipeline.json]
+
+* pipeline images/s: ``make_dataset(root, "train", batch_size, training=True)`` (decode + R-crop + colour aug +
+  gradient targets), warm-up batches excluded;
+* train-step images/s: ``build_student()`` forward + SI-log loss + Adam update at ``batch_size``, timed at each
+  R-crop size (one crop size per batch, sizes drawn uniformly, so the mean is total images / total time).
+The target is pipeline >= 3x train step. If ``--root`` has no data, a small synthetic set is generated there
+(``litedepth_tf.data.synthetic.ensure_synthetic``). Numbers depend on the machine and its load: the JSON records
+the CPU count and load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow as tf  # noqa: E402
+
+from litedepth_tf.augment import CROP_SIZES, image_size_for_crop  # noqa: E402
+from litedepth_tf.input_pipeline import make_dataset  # noqa: E402
+
+
+def pipeline_images_per_second(root, batch_size=16, steps=20, warmup=2, split="train", seed=0, **kwargs) -> float:
+    """Training-pipeline throughput (images/s) over ``steps`` batches after ``warmup`` batches."""
+    ds = make_dataset(root, split, batch_size, training=True, seed=seed, **kwargs)
+    it = iter(ds)
+    for _ in range(warmup):
+        next(it)
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(steps):
+        b = next(it)
+        n += int(b["image"].shape[0])
+    return n / (time.perf_counter() - t0)
+
+
+def silog_loss(pred, depth, variance_focus=0.85):
+    """SI-log loss (BTS / LiteDepth form) on valid pixels; pred resized bilinearly to the depth resolution."""
+    pred = tf.image.resize(pred, tf.shape(depth)[1:3], method="bilinear")
+    valid = depth > 0
+    g = tf.math.log(tf.maximum(tf.boolean_mask(pred, valid), 1e-3)) - tf.math.log(tf.boolean_mask(depth, valid))
+    n = tf.maximum(tf.cast(tf.size(g), tf.float32), 1.0)
+    m = tf.reduce_sum(g) / n
+    return 10.0 * tf.sqrt(tf.maximum(tf.reduce_sum(g * g) / n - variance_focus * m * m, 1e-12))
+
+
+def train_step_images_per_second(batch_size=16, steps=5, warmup=1, crop_sizes=CROP_SIZES):
+    """Student train-step throughput; returns (mean images/s, {crop: images/s})."""
+    try:
+        from litedepth_tf.model import build_student
+    except ImportError as e:  # the model module is owned by another work item
+        raise RuntimeError(f"litedepth_tf.model.build_student is not available yet ({e}); "
+                           "only the pipeline can be measured") from e
+    import keras
+
+    model = build_student()
+    opt = keras.optimizers.Adam(1e-4)
+
+    @tf.function  # retraces once per crop size (static shapes)
+    def step(image, depth):
+        with tf.GradientTape() as tape:
+            loss = silog_loss(model(image, training=True)["depth"], depth)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    per_size, total_t, total_n = {}, 0.0, 0
+    rng = tf.random.Generator.from_seed(0)
+    for ch, cw in crop_sizes:
+        ih, iw = image_size_for_crop(ch, cw)
+        image = rng.uniform([batch_size, ih, iw, 3], 0, 255)
+        depth = rng.uniform([batch_size, ch, cw, 1], 0.5, 40.0)
+        for _ in range(warmup):
+            step(image, depth).numpy()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step(image, depth).numpy()
+        dt = time.perf_counter() - t0
+        per_size[f"{ch}x{cw}"] = batch_size * steps / dt
+        total_t += dt
+        total_n += batch_size * steps
+    return total_n / total_t, per_size
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--root", default="data/synthetic")
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=20, help="timed pipeline batches")
+    ap.add_argument("--train-steps", type=int, default=5, help="timed train steps per crop size")
+    ap.add_argument("--gen-train", type=int, default=64, help="frames to generate if --root is empty")
+    ap.add_argument("--skip-train-step", action="store_true")
+    ap.add_argument("--out", default="artifacts/benchmark_pipeline.json")
+    a = ap.parse_args(argv)
+
+    if not os.path.isdir(os.path.join(a.root, a.split, "rgb")):
+        from litedepth_tf.data.synthetic import ensure_synthetic
+
+        print(f"no data under {a.root}/{a.split}: generating {a.gen_train} synthetic frames")
+        ensure_synthetic(a.root, a.gen_train, max(1, a.gen_train // 4))
+
+    res = dict(root=a.root, split=a.split, batch_size=a.batch_size, cpu_count=os.cpu_count(),
+               loadavg=list(os.getloadavg()))
+    res["pipeline_images_per_second"] = pipeline_images_per_second(a.root, a.batch_size, a.steps, split=a.split)
+    print(f"pipeline:   {res['pipeline_images_per_second']:8.1f} images/s (batch {a.batch_size})")
+    if not a.skip_train_step:
+        try:
+            mean, per_size = train_step_images_per_second(a.batch_size, a.train_steps)
+            res["train_step_images_per_second"] = mean
+            res["train_step_images_per_second_by_crop"] = per_size
+            res["pipeline_over_train_step"] = res["pipeline_images_per_second"] / mean
+            print(f"train step: {mean:8.1f} images/s (batch {a.batch_size}; "
+                  + ", ".join(f"{k}: {v:.1f}" for k, v in per_size.items()) + ")")
+            ok = "OK" if res["pipeline_over_train_step"] >= 3 else "BELOW TARGET"
+            print(f"ratio:      {res['pipeline_over_train_step']:8.2f}x (target >= 3x: {ok})")
+        except RuntimeError as e:
+            print(f"train step: skipped: {e}")
+            res["train_step_error"] = str(e)
+    if a.out:
+        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+        tmp = a.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(res, f, indent=2)
+        os.replace(tmp, a.out)
+        print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
