@@ -2,7 +2,7 @@
 
 From the deepest feature (stride 32) upwards:
   f32 -> 1x1 conv -> 72, ReLU
-  up x2 (bilinear), concat f16 (48) -> 1x1 conv -> 24, ReLU      ("feat_16": before the ReLU)
+  up x2 (bilinear, to the skip's size), concat f16 (48) -> 1x1 conv -> 24, ReLU      ("feat_16": before the ReLU)
   up x2, concat f8 (24) -> 1x1 conv -> 8, ReLU                     ("feat_8": before the ReLU)
   up x2, concat f4 (16) -> 3x3 conv -> 24, ReLU                    ("feat_4": before the ReLU)
   1x1 conv -> 1, ReLU, clamp to [MIN_DEPTH, MAX_DEPTH]            ("depth", stride 4)
@@ -12,9 +12,25 @@ The same function builds the teacher's decoder from wider encoder features.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from litedepth_tf.constants import MAX_DEPTH, MIN_DEPTH
+
+
+@keras.saving.register_keras_serializable(package="litedepth_tf")
+class ResizeLike(layers.Layer):
+    """Bilinear resize of `x` to the spatial size of `reference` (the skip feature), as the authors'
+    `F.interpolate(x, size=skip.shape[2:])`. Works with unknown H, W (one traced train step for every R-crop
+    size); with static shapes the size is a constant, so TFLite gets a plain RESIZE_BILINEAR."""
+
+    def call(self, x, reference):
+        static = reference.shape[1:3]
+        size = tuple(static) if None not in static else tf.shape(reference)[1:3]
+        return tf.image.resize(x, size, method="bilinear")
+
+    def compute_output_shape(self, x_shape, reference_shape):
+        return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
 
 
 def _conv(filters, kernel, name):
@@ -30,7 +46,7 @@ def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder")
     x = layers.ReLU(name=f"{name}_relu32")(_conv(c32, 1, f"{name}_conv32")(f32))
 
     def fuse(x, skip, filters, kernel, tag):
-        up = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up{tag}")(x)
+        up = ResizeLike(name=f"{name}_up{tag}")(x, skip)
         cat = layers.Concatenate(name=f"{name}_cat{tag}")([up, skip])
         return _conv(filters, kernel, f"{name}_conv{tag}")(cat)
 

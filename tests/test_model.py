@@ -105,3 +105,19 @@ def test_student_weights_round_trip(student, tmp_path):
     other = build_student(weights=str(path))
     x = np.random.default_rng(2).uniform(0, 255, (1, 64, 96, 3)).astype(np.float32)
     np.testing.assert_allclose(other(x)["depth"].numpy(), student(x)["depth"].numpy(), atol=1e-6)
+
+
+def test_train_view_traces_once_for_every_crop_size(student):
+    """The pipeline's element spec has unknown H and W (one R-crop size per batch): one tf.function must serve all."""
+    import tensorflow as tf
+
+    traces = []
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def depth(x):
+        traces.append(1)
+        return student(x, training=True)["depth"]
+
+    for h, w in [(64, 96), (96, 128), (128, 160)]:
+        assert depth(tf.zeros((2, h, w, 3))).shape == (2, h // 4, w // 4, 1)
+    assert len(traces) == 1
