@@ -131,7 +131,7 @@ def _targets(out):
 
 def make_dataset(root, split, batch_size, training, seed=None, deterministic=False, crop_sizes=CROP_SIZES,
                  intrinsics=MAI_INTRINSICS, max_depth=MAX_DEPTH, file_list=None, repeat=None, shuffle=None,
-                 rotate_prob=0.5, max_rotate_degrees=2.5, flip_prob=0.5, color_prob=0.5,
+                 rotate_prob=0.5, max_rotate_degrees=2.5, flip_prob=0.5, color_prob=1.0,
                  image_size=(INPUT_HEIGHT, INPUT_WIDTH), drop_remainder=None, check_files=True,
                  num_parallel_calls=AUTOTUNE, prefetch=AUTOTUNE):
     """Build the dataset (see the module docstring).
@@ -148,7 +148,8 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
       file_list: optional text file of stems or ``rgb depth`` path pairs (instead of listing the folders).
       repeat: True = forever, int = that many epochs; default forever for training, once for evaluation.
       shuffle: default = training.
-      rotate_prob, max_rotate_degrees, flip_prob, color_prob: augmentation settings (training only).
+      rotate_prob, max_rotate_degrees, flip_prob, color_prob: augmentation settings (training only); colour
+        augmentation is applied to every batch by default, as in the authors' config (ColorAug prob=1).
       image_size: expected frame size (checked on headers and in the graph).
       drop_remainder: default True for training (fixed batch size), False for evaluation.
       check_files: validate every PNG header before building the graph.
