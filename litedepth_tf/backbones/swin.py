@@ -430,28 +430,42 @@ def load_npz_weights(model: keras.Model, path: str) -> None:
 def _h5_datasets(path: str) -> dict:
     out = {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda k, v: out.__setitem__(k, tuple(v.shape)) if isinstance(v, h5py.Dataset) else None)
-    return out
+        f.visititems(lambda k, v: out.__setitem__(k, v) if isinstance(v, h5py.Dataset) else None)
+        return {k: (tuple(v.shape), [float(v[(0,) * v.ndim])] if v.size else []) for k, v in out.items()}
 
 
 def describe_h5_mismatch(model: keras.Model, path: str):
-    """Compares a `.weights.h5` file with what `model.save_weights` would write; returns a sentence naming the
-    first (in file order) variable that is missing, unexpected or shaped differently, or None if they agree."""
+    """Compares a `.weights.h5` file with what `model.save_weights` writes; returns a sentence naming the first
+    variable (in model order, by its `layer/.../variable` name) that is missing, unexpected or shaped
+    differently, or None if the file fits. To learn which file entry is which variable, the model is saved once
+    with every variable filled with its own index (values restored afterwards): only done on this error path."""
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
-        ref_path = os.path.join(tmp, "ref.weights.h5")
-        model.save_weights(ref_path)
-        want = _h5_datasets(ref_path)
+    originals = [v.numpy() for v in model.weights]
+    try:
+        for i, var in enumerate(model.weights):
+            var.assign(np.full(var.shape, i + 1, dtype=var.dtype))
+        with tempfile.TemporaryDirectory() as tmp:
+            ref_path = os.path.join(tmp, "ref.weights.h5")
+            model.save_weights(ref_path)
+            want = _h5_datasets(ref_path)
+    finally:
+        for var, value in zip(model.weights, originals):
+            var.assign(value)
+    names = variable_names(model)
+    index = {key: int(first[0]) - 1 if first else -1 for key, (_, first) in want.items()}
     got = _h5_datasets(path)
-    for key in sorted(set(want) | set(got)):
+    for key in sorted(want, key=lambda k: index[k]):
+        name = names[index[key]] if 0 <= index[key] < len(names) else key
         if key not in got:
-            return f"first mismatching variable {key!r}: missing in the file (the model expects shape {want[key]})"
-        if key not in want:
-            return f"first mismatching variable {key!r}: in the file (shape {got[key]}) but not in the model"
-        if want[key] != got[key]:
-            return (f"first mismatching variable {key!r}: shape {got[key]} in the file, "
-                    f"the model expects {want[key]}")
+            return (f"first mismatching variable {name!r} (file entry {key!r}): missing in the file "
+                    f"(the model expects shape {want[key][0]})")
+        if want[key][0] != got[key][0]:
+            return (f"first mismatching variable {name!r} (file entry {key!r}): shape {got[key][0]} in the file, "
+                    f"the model expects {want[key][0]}")
+    extra = sorted(set(got) - set(want))
+    if extra:
+        return f"first mismatching variable: file entry {extra[0]!r} (shape {got[extra[0]][0]}) is not in the model"
     return None
 
 
