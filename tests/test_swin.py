@@ -190,3 +190,111 @@ def test_strict_weight_loading(tmp_path):
         build_swin_encoder("micro", weights=tmp_path / "wider.weights.h5")
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         build_swin_encoder("micro", weights=tmp_path / "nope.npz")
+
+
+# ---- tools/convert_swin_weights.py on fake checkpoints (no torch needed) ----
+
+
+def _fake_official_state_dict(model):
+    """Inverse of the converter's mapping: Keras encoder -> official PyTorch names/layouts (numpy), as in a
+    classification checkpoint (buffers, head and final norm present; no per-stage output norms)."""
+    inverse = {"gamma": "weight", "beta": "bias", "kernel": "weight", "bias": "bias"}
+    sd = {}
+    for name, var in zip(swin.variable_names(model), model.weights):
+        value = var.numpy()
+        parts = name.split("/")
+        if parts[0].startswith("norm"):
+            continue  # classification checkpoints have no norm0..3
+        if parts[0] == "patch_embed":
+            key = f"patch_embed.{parts[1]}.{inverse[parts[2]]}"
+            value = value.transpose(3, 2, 0, 1) if parts[1] == "proj" and parts[2] == "kernel" else value
+        elif parts[0].endswith("_merge"):
+            i = parts[0][len("stage"):].split("_")[0]
+            key = f"layers.{i}.downsample.{parts[1]}.{inverse[parts[2]]}"
+            value = value.T if parts[1] == "reduction" else value
+        else:
+            i, j = parts[0][len("stage"):].split("_block")
+            if parts[-1] == "relative_position_bias_table":
+                key = f"layers.{i}.blocks.{j}.attn.relative_position_bias_table"
+                sd[f"layers.{i}.blocks.{j}.attn.relative_position_index"] = np.zeros((16, 16), np.int64)
+            else:
+                owner = {"attn": "attn", "fc1": "mlp", "fc2": "mlp"}.get(parts[1])
+                sub = f"{owner}.{parts[-2]}" if owner else parts[1]
+                key = f"layers.{i}.blocks.{j}.{sub}.{inverse[parts[-1]]}"
+                value = value.T if parts[-1] == "kernel" else value
+        sd[key] = value
+    sd["layers.0.blocks.1.attn_mask"] = np.zeros((4, 16, 16), np.float32)
+    sd["norm.weight"], sd["norm.bias"] = np.ones(128, np.float32), np.zeros(128, np.float32)
+    sd["head.weight"], sd["head.bias"] = np.zeros((10, 128), np.float32), np.zeros(10, np.float32)
+    return {"model": sd}
+
+
+def test_converter_maps_official_names(tmp_path):
+    from tools import convert_swin_weights as conv
+
+    keras.utils.set_random_seed(4)
+    model = build_swin_encoder("micro")
+    for i in range(4):  # the converter gives a fresh LayerNorm where the checkpoint has none
+        norm = model.get_layer(f"norm{i}")
+        norm.set_weights([np.ones_like(w) if k == 0 else np.zeros_like(w) for k, w in enumerate(norm.get_weights())])
+    arrays, notes = conv.convert_state_dict(_fake_official_state_dict(model), preset="micro")
+    assert any("norm0" in n for n in notes)
+    assert set(arrays) == set(swin.variable_names(model))
+    np.savez(tmp_path / "micro.npz", **arrays)
+    loaded = build_swin_encoder("micro", weights=tmp_path / "micro.npz")
+    x = np.random.default_rng(5).uniform(0, 255, (1, 36, 44, 3)).astype(np.float32)
+    for a, b in zip(loaded(x), model(x)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="preset 'tiny'"):
+        conv.convert_state_dict(_fake_official_state_dict(model), preset="tiny")
+    # Detection-style checkpoints: backbone. prefix, heads dropped.
+    det = {"state_dict": {"backbone." + k: v for k, v in _fake_official_state_dict(model)["model"].items()}}
+    det["state_dict"]["decode_head.conv.weight"] = np.zeros((1, 1))
+    assert set(conv.convert_state_dict(det)[0]) == set(arrays)
+
+
+def test_torch_free_zip_reader(tmp_path):
+    """A PyTorch-format zip (data.pkl + raw storages) written by hand, read back without torch, including a
+    non-contiguous (transposed) tensor."""
+    import collections
+    import io
+    import pickle
+    import zipfile
+
+    from tools import convert_swin_weights as conv
+
+    float_storage = type("FloatStorage", (), {"__module__": "torch"})
+    rebuild = type("_rebuild_tensor_v2", (), {"__module__": "torch._utils"})
+
+    class Storage:
+        def __init__(self, key, numel):
+            self.pid = ("storage", float_storage, key, "cpu", numel)
+
+    class Tensor:
+        def __init__(self, storage, offset, size, stride):
+            self.args = (storage, offset, size, stride, False, collections.OrderedDict())
+
+        def __reduce__(self):
+            return rebuild, self.args
+
+    class Pickler(pickle._Pickler):
+        def save_global(self, obj, name=None):
+            self.write(pickle.GLOBAL + f"{obj.__module__}\n{obj.__qualname__}\n".encode())
+            self.memoize(obj)
+
+        def persistent_id(self, obj):
+            return obj.pid if isinstance(obj, Storage) else None
+
+    s0, s1 = Storage("0", 6), Storage("1", 3)
+    state = {"model": collections.OrderedDict(
+        [("a", Tensor(s0, 0, (3, 2), (1, 3))), ("b", Tensor(s1, 1, (2,), (1,)))])}
+    buf = io.BytesIO()
+    Pickler(buf, protocol=2).dump(state)
+    path = tmp_path / "fake.pth"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", buf.getvalue())
+        zf.writestr("archive/data/0", np.arange(6, dtype="<f4").tobytes())
+        zf.writestr("archive/data/1", np.array([7, 8, 9], dtype="<f4").tobytes())
+    got = conv.read_torch_zip(str(path))["model"]
+    np.testing.assert_array_equal(got["a"], np.arange(6, dtype=np.float32).reshape(2, 3).T)
+    np.testing.assert_array_equal(got["b"], [8, 9])

@@ -65,6 +65,17 @@ def swin_preset(name: str) -> dict:
     return dict(SWIN_PRESETS[name])
 
 
+def infer_preset(arrays: dict) -> str:
+    """The preset whose embed_dim and depths match `{variable name: array}` (converter output)."""
+    embed = int(np.shape(arrays["patch_embed/proj/kernel"])[-1])
+    depths = tuple(sum(1 for k in arrays if k.startswith(f"stage{i}_block") and k.endswith("/norm1/gamma"))
+                   for i in range(4))
+    for name, cfg in SWIN_PRESETS.items():
+        if cfg["embed_dim"] == embed and tuple(cfg["depths"]) == depths:
+            return name
+    raise ValueError(f"No Swin preset has embed_dim={embed} and depths={depths}")
+
+
 def swin_channels(preset: str) -> tuple:
     """Channels of the four features (strides 4, 8, 16, 32)."""
     c = swin_preset(preset)["embed_dim"]
