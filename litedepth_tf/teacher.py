@@ -42,6 +42,13 @@ TEACHER_DECODER = {
 }
 TEACHER_PRESETS = tuple(TEACHER_DECODER)
 
+# AdamW for the teacher (authors: lr 2e-4, weight decay 0.01, no decay on the relative position bias tables and the
+# norms). Keras matches these against variable names:
+#   optimizer.exclude_from_weight_decay(var_names=TEACHER_NO_WEIGHT_DECAY)   (before the optimizer is built)
+TEACHER_LEARNING_RATE = 2e-4
+TEACHER_WEIGHT_DECAY = 0.01
+TEACHER_NO_WEIGHT_DECAY = ("relative_position_bias_table", "gamma", "beta")
+
 
 def build_teacher(preset="tiny", weights=None, encoder_weights=None, input_shape=(None, None, 3),
                   drop_path_rate=None, name="teacher") -> keras.Model:

@@ -66,3 +66,12 @@ def test_keras_round_trip(tmp_path):
     loaded = keras.models.load_model(path)
     for key in ("depth", "feat_8"):
         np.testing.assert_allclose(loaded(x)[key].numpy(), model(x)[key].numpy(), atol=1e-5)
+
+
+def test_no_weight_decay_names_select_tables_and_norms():
+    model = build_teacher("micro")
+    opt = keras.optimizers.AdamW(teacher_mod.TEACHER_LEARNING_RATE, weight_decay=teacher_mod.TEACHER_WEIGHT_DECAY)
+    opt.exclude_from_weight_decay(var_names=list(teacher_mod.TEACHER_NO_WEIGHT_DECAY))
+    decayed = {v.path for v in model.trainable_variables if opt._use_weight_decay(v)}
+    assert not any("relative_position_bias_table" in n or "norm" in n for n in decayed)
+    assert any(n.endswith("attn/qkv/kernel") for n in decayed) and any("decoder_conv4" in n for n in decayed)
