@@ -1,7 +1,7 @@
 """Input-pipeline throughput vs the student's train step, in one run (issue 4, item 5).
 
-    python export/benchmark_pipeline.py [--root data/synthetic] [--batch-size 16] [--steps 20]
-                                        [--train-steps 5] [--out artifacts/benchmark_pipeline.json]
+    python export/benchmark_pipeline.py [--root data/synthetic] [--batch-size 16] [--steps 60]
+                                        [--train-steps 5] [--cache-in-memory] [--out artifacts/benchmark_pipeline.json]
 
 * pipeline images/s: ``make_dataset(root, "train", batch_size, training=True)`` (decode + R-crop + colour aug +
   gradient targets), warm-up batches excluded;
@@ -28,7 +28,7 @@ from litedepth_tf.augment import CROP_SIZES, image_size_for_crop  # noqa: E402
 from litedepth_tf.input_pipeline import make_dataset  # noqa: E402
 
 
-def pipeline_images_per_second(root, batch_size=16, steps=20, warmup=2, split="train", seed=0, **kwargs) -> float:
+def pipeline_images_per_second(root, batch_size=16, steps=60, warmup=5, split="train", seed=0, **kwargs) -> float:
     """Training-pipeline throughput (images/s) over ``steps`` batches after ``warmup`` batches."""
     ds = make_dataset(root, split, batch_size, training=True, seed=seed, **kwargs)
     it = iter(ds)
@@ -95,10 +95,12 @@ def main(argv=None):
     ap.add_argument("--root", default="data/synthetic")
     ap.add_argument("--split", default="train")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=20, help="timed pipeline batches")
+    ap.add_argument("--steps", type=int, default=60, help="timed pipeline batches (after 5 warm-up batches)")
     ap.add_argument("--train-steps", type=int, default=5, help="timed train steps per crop size")
     ap.add_argument("--gen-train", type=int, default=64, help="frames to generate if --root is empty")
     ap.add_argument("--skip-train-step", action="store_true")
+    ap.add_argument("--cache-in-memory", action="store_true",
+                    help="decode the frames once into memory (make_dataset(cache_in_memory=True)), as flags/demo.cfg")
     ap.add_argument("--out", default="artifacts/benchmark_pipeline.json")
     a = ap.parse_args(argv)
 
@@ -110,8 +112,11 @@ def main(argv=None):
 
     res = dict(root=a.root, split=a.split, batch_size=a.batch_size, cpu_count=os.cpu_count(),
                loadavg=list(os.getloadavg()))
-    res["pipeline_images_per_second"] = pipeline_images_per_second(a.root, a.batch_size, a.steps, split=a.split)
-    print(f"pipeline:   {res['pipeline_images_per_second']:8.1f} images/s (batch {a.batch_size})")
+    res["cache_in_memory"] = a.cache_in_memory
+    res["pipeline_images_per_second"] = pipeline_images_per_second(a.root, a.batch_size, a.steps, split=a.split,
+                                                                   cache_in_memory=a.cache_in_memory)
+    print(f"pipeline:   {res['pipeline_images_per_second']:8.1f} images/s (batch {a.batch_size}, "
+          f"{'frames cached in memory' if a.cache_in_memory else 'PNG decoded every epoch'})")
     if not a.skip_train_step:
         try:
             mean, per_size = train_step_images_per_second(a.batch_size, a.train_steps)
