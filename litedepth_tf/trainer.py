@@ -201,37 +201,44 @@ class Trainer:
         return evaluate_predict_fn(self.predict_fn(), val_ds, max_images=max_images)
 
     # ---- the loop -------------------------------------------------------------------------------------------
-    def fit(self, train_ds, total_steps: int, run_dir, val_ds=None, cfg: LoopConfig | None = None,
+    def _iterator(self, train_data, distributed: bool, checkpointable: bool):
+        """`train_data`: a tf.data.Dataset of batches (default strategy) or `fn(tf.distribute.InputContext)`
+        returning the per-replica-batched dataset of one input pipeline (any strategy)."""
+        options = tf.data.Options()
+        options.experimental_symbolic_checkpoint = bool(checkpointable)  # positions, not prefetch buffers
+        if distributed:
+            if not callable(train_data):
+                raise ValueError("under a distribution strategy pass train_data as fn(InputContext) -> dataset")
+            return iter(self.strategy.distribute_datasets_from_function(
+                lambda ctx: train_data(ctx).with_options(options),
+                tf.distribute.InputOptions(experimental_fetch_to_device=False)))  # strings (rgb_path) stay on host
+        ds = train_data(tf.distribute.InputContext()) if callable(train_data) else train_data
+        return iter(ds.with_options(options))
+
+    def fit(self, train_data, total_steps: int, run_dir, val_ds=None, cfg: LoopConfig | None = None,
             batch_size: int | None = None, resume: bool = False):
-        """Trains until `step == total_steps`; returns a summary dict (also written to `run_dir/summary.json`)."""
+        """Trains until `step == total_steps`; returns a summary dict (also written to `run_dir/summary.json`).
+        `train_data`: see `_iterator`; `batch_size`: the global batch size (for images/s)."""
         cfg = cfg or LoopConfig()
         strategy, chief = self.strategy, is_chief(self.strategy)
         run_dir = os.fspath(run_dir)
+        # MultiWorkerMirrored: every worker saves (the save is collective), only the chief into run_dir/ckpt
         ckpt_dir = os.path.join(run_dir, "ckpt") if chief else os.path.join(run_dir, f".worker{worker_id(strategy)}")
         os.makedirs(ckpt_dir, exist_ok=True)
         distributed = strategy.num_replicas_in_sync > 1 or isinstance(
             strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
 
-        if cfg.checkpoint_iterator and not distributed:
-            opts = tf.data.Options()
-            opts.experimental_symbolic_checkpoint = True
-            train_ds = train_ds.with_options(opts)
-        if distributed:
-            train_ds = strategy.experimental_distribute_dataset(
-                train_ds, tf.distribute.InputOptions(experimental_fetch_to_device=False))
-        iterator = iter(train_ds)
-        ckpt_iter = iterator if (cfg.checkpoint_iterator and not distributed) else None
+        iterator = self._iterator(train_data, distributed, cfg.checkpoint_iterator)
+        ckpt_iter = iterator if cfg.checkpoint_iterator else None
         manager = tf.train.CheckpointManager(self.checkpoint(ckpt_iter), ckpt_dir, max_to_keep=cfg.keep_checkpoints)
         if resume and manager.latest_checkpoint:
-            manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("resumed from %s at step %d", manager.latest_checkpoint, int(self.step.numpy()))
+            self._restore(manager, ckpt_iter)
         elif resume:
             log.info("--resume: no checkpoint in %s, starting from scratch", ckpt_dir)
 
         writer = tf.summary.create_file_writer(run_dir) if chief else tf.summary.create_noop_writer()
         best_path = os.path.join(run_dir, "best_metrics.json")
         best = _read_json(best_path).get("si_rmse", math.inf) if resume else math.inf
-        replicas = strategy.num_replicas_in_sync
         step = int(self.step.numpy())
         bar = progress_bar(total=total_steps, initial=step, desc="train", unit="step", disable=None if chief else True)
         t0, images, last_logs, history = time.perf_counter(), 0, {}, []
@@ -241,7 +248,7 @@ class Trainer:
                 batch = next(iterator)
                 logs = self.train_step(batch)
                 step += 1
-                images += (batch_size or 0) * replicas
+                images += batch_size or 0
                 if int(self.bad_in_row.numpy()) >= cfg.max_bad_steps > 0:
                     self._abort(step, batch, manager, logs, cfg.max_bad_steps)
                 want_log = step % cfg.log_every == 0 or step == total_steps
@@ -285,6 +292,18 @@ class Trainer:
         if chief:
             fsutil.atomic_write_json(os.path.join(run_dir, "summary.json"), summary)
         return summary
+
+    def _restore(self, manager, iterator):
+        path = manager.latest_checkpoint
+        try:
+            manager.checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as err:
+            if iterator is None:
+                raise
+            # e.g. a checkpoint written with other data flags: keep the weights, start a fresh data iterator
+            log.warning("could not restore the data iterator from %s (%s); restoring the rest", path, err)
+            self.checkpoint().restore(path).expect_partial().assert_existing_objects_matched()
+        log.info("resumed from %s at step %d", path, int(self.step.numpy()))
 
     def _abort(self, step, batch, manager, logs, k):
         paths = []
