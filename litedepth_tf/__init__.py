@@ -1,3 +1,12 @@
 """litedepth_tf: LiteDepth (Li et al., MAI@ECCV 2022) in pure TensorFlow/Keras."""
 
 __version__ = "0.1.0"
+
+
+def load(path, model: str = "student", num_threads=None):
+    """Loads a trained LiteDepth model (`.tflite` or `.weights.h5`); `.predict(image HxWx3) -> depth HxW metres`.
+
+    See `litedepth_tf.api` (imported here lazily: `import litedepth_tf` stays light)."""
+    from litedepth_tf.api import load as _load
+
+    return _load(path, model=model, num_threads=num_threads)
