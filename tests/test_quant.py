@@ -8,12 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from litedepth_tf.calibration import representative_images
 from litedepth_tf.data.synthetic import generate
 from litedepth_tf.export import export_tflite
 from litedepth_tf.model import build_deploy_model
 from litedepth_tf.tflite_io import TFLiteModel
+from litedepth_tf.upsample import BilinearUpsample, apply_upsample, upsample_kernel, with_fast_upsampling
 from tests.helpers import random_student
 
 # int8 vs fp32 Keras on calibration-like (synthetic eval) frames, random student with depth ~3.8..4.3 m:
@@ -38,8 +40,10 @@ def deploy():
 def exported(root, deploy, tmp_path_factory):
     d = tmp_path_factory.mktemp("quant_models")
     rep = representative_images(root, "train", 4)
-    return {io: export_tflite(deploy, str(d / f"m_{io}.tflite"), "int8", rep, int8_io=io)
-            for io in ("float32", "uint8")}
+    model = apply_upsample(deploy, "int8")  # what every int8 export uses (auto)
+    out = {io: export_tflite(model, str(d / f"m_{io}.tflite"), "int8", rep, int8_io=io) for io in ("float32", "uint8")}
+    out["resize"] = export_tflite(deploy, str(d / "m_resize.tflite"), "int8", rep)
+    return out
 
 
 def _val_images(root):
@@ -58,6 +62,7 @@ def test_int8_is_full_integer(exported, io):
     assert dtypes["float32"] <= 2 and dtypes["float16"] == 0  # at most the float32 I/O tensors
     ops = _op_names(m)
     assert ops["CONV_2D"] > 0 and ops["RESIZE_BILINEAR"] > 0  # resizes run in int8 too
+    assert ops["TRANSPOSE"] == 1 and ops["MIRROR_PAD"] == 1  # the final upsampling is BilinearUpsample
     assert ops["QUANTIZE"] >= 1
     assert os.path.getsize(exported[io]) < 0.7e6
     want = np.float32 if io == "float32" else np.uint8
@@ -69,10 +74,10 @@ def test_int8_is_full_integer(exported, io):
 
 
 def test_int8_close_to_keras_on_eval_frames(root, deploy, exported):
-    f32, u8 = TFLiteModel(exported["float32"]), TFLiteModel(exported["uint8"])
+    models = [TFLiteModel(exported[k]) for k in ("float32", "uint8", "resize")]
     for x in _val_images(root):
         ref = np.asarray(deploy(x, training=False))
-        for m in (f32, u8):
+        for m in models:
             got = m.predict(x)
             assert got.shape == ref.shape == (1, 480, 640, 1) and got.dtype == np.float32
             diff = np.abs(got - ref)
@@ -89,6 +94,33 @@ def test_uint8_io_quantises_input_and_dequantises_output(exported):
     raw = m.interpreter.get_tensor(m.output["index"])
     oscale, ozero = m.output["quantization"]
     np.testing.assert_allclose(m.predict(x), (raw.astype(np.float32) - ozero) * oscale, atol=1e-6)
+
+
+def test_bilinear_upsample_is_tf_resize():
+    x = np.random.default_rng(0).uniform(0, 10, (2, 32, 40, 1)).astype(np.float32)
+    ref = tf.image.resize(x, (480, 640), "bilinear").numpy()
+    exact = BilinearUpsample((480, 640), integer_friendly=False)(x).numpy()
+    assert exact.shape == (2, 480, 640, 1) and np.abs(exact - ref).max() < 1e-4  # float32 rounding at 0..10
+    friendly = BilinearUpsample((480, 640))(x).numpy()
+    assert np.abs(friendly - ref).max() < 0.005 * 10  # taps moved by < 0.4 % of the local depth differences
+    for fy, fx in ((15, 16), (4, 4), (3, 5)):
+        k = upsample_kernel(fy, fx)
+        np.testing.assert_allclose(k.sum(axis=(0, 1, 2)), 1.0, atol=1e-6)  # every phase keeps gain 1
+        scale = k.max(axis=(0, 1, 2)) / 127  # the converter's per-channel int8 scale
+        q = k / scale
+        np.testing.assert_allclose(q, np.round(q), atol=1e-3)  # ... quantises every tap exactly
+    with pytest.raises(ValueError, match="integer multiple"):
+        BilinearUpsample((100, 100))(np.zeros((1, 32, 40, 1), np.float32))
+
+
+def test_fast_upsampling_deploy_equals_deploy(deploy):
+    x = np.random.default_rng(1).uniform(0, 255, (1, 480, 640, 3)).astype(np.float32)
+    ref = np.asarray(deploy(x, training=False))
+    assert np.abs(np.asarray(with_fast_upsampling(deploy, integer_friendly=False)(x)) - ref).max() < 5e-5
+    assert np.abs(np.asarray(apply_upsample(deploy, "int8")(x)) - ref).max() < 5e-3
+    assert apply_upsample(deploy, "fp32") is deploy
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        apply_upsample(deploy, "int8", "nearest")
 
 
 def test_int8_needs_calibration(deploy, tmp_path):
