@@ -7,6 +7,8 @@ its native 224x224) through the same SavedModel -> TFLite route, times each with
 threads, warm-up then median and p90 of --runs invocations), counts parameters and MACs, prints a table and the
 student/FastDepth latency ratio, and writes everything to --out (JSON, atomically).
 Numbers depend on the machine and its load: the JSON records the CPU and the load average.
+With --data_root the student is also exported and timed as full-integer int8 (calibrated on --calib_images frames of
+--calib_split from the evaluation pipeline; final upsampling as `litedepth_tf.upsample.BilinearUpsample`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ flags.DEFINE_string("weights", None, "Student weights (.weights.h5); none = rand
 flags.DEFINE_integer("runs", 50, "Timed runs per model and thread count (>= 50 for the reported numbers).")
 flags.DEFINE_list("threads", ["1", "2"], "Interpreter thread counts.")
 flags.DEFINE_string("tflite_dir", "artifacts/benchmark", "Where the benchmarked .tflite files are written.")
+flags.DEFINE_string("data_root", None, "Also benchmark the int8 student, calibrated on this data set.")
+flags.DEFINE_string("calib_split", "train", "int8: split to draw calibration images from.")
+flags.DEFINE_integer("calib_images", 64, "int8: number of calibration images.")
 
 
 def main(argv):
@@ -43,12 +48,20 @@ def main(argv):
         ("fastdepth", lambda: build_fastdepth((480, 640, 3)), "fp32"),
         ("fastdepth", lambda: build_fastdepth((224, 224, 3)), "fp32"),
     ]
+    representative = None
+    if FLAGS.data_root:
+        from litedepth_tf.calibration import representative_images
+        from litedepth_tf.upsample import apply_upsample
+
+        representative = representative_images(FLAGS.data_root, FLAGS.calib_split, FLAGS.calib_images)
+        jobs.insert(2, ("litedepth_student", lambda: apply_upsample(student, "int8"), "int8"))
     rows = []
     for name, build, quant in jobs:
         model = build()
         tag = name + ("_224" if model.input.shape[1] == 224 else "")
         print(f"benchmarking {tag} ({quant}) ...", flush=True)
-        rows.append(benchmark_model(tag, model, FLAGS.tflite_dir, quant, threads, FLAGS.runs))
+        rows.append(benchmark_model(tag, model, FLAGS.tflite_dir, quant, threads, FLAGS.runs,
+                                    representative if quant == "int8" else None))
     print(format_table(rows, threads))
     s32 = next(r for r in rows if r["model"] == "litedepth_student" and r["quant"] == "fp32")
     fd = next(r for r in rows if r["model"] == "fastdepth")

@@ -9,6 +9,19 @@ Equivalent two-step route with the TensorFlow CLI:
 
 Without --weights a freshly initialised student is exported (for latency work). Every export is checked against
 Keras with the parity helper unless --noparity.
+
+int8 (full-integer weights and activations, calibrated on --calib_images frames of --calib_split from the evaluation
+pipeline; --int8_io uint8 for uint8 input/output tensors):
+
+    python export/export_tflite.py --weights ... --quant int8 --data_root data/synthetic --out artifacts/litedepth_int8.tflite
+
+--upsample: the deploy graph's final 32x40 -> 480x640 resize is exported as an exact 3x3 conv + pixel shuffle
+(`litedepth_tf.upsample`) for int8 by default (auto); `conv` does it for every mode, `resize` for none.
+
+Quantisation report (fp32, fp16 and int8 from the same weights, evaluated on the same images, sizes, 1-thread
+latency, targets; files and quant_report.json into --report_dir, default the folder of --out):
+
+    python export/export_tflite.py --weights ... --data_root data/synthetic --report_split local_val --report_images 40
 """
 
 from __future__ import annotations
@@ -31,6 +44,13 @@ flags.DEFINE_string("data_root", None, "int8 only: data set root for calibration
 flags.DEFINE_string("calib_split", "train", "int8 only: split to draw calibration images from.")
 flags.DEFINE_integer("calib_images", 64, "int8 only: number of calibration images.")
 flags.DEFINE_enum("int8_io", "float32", ["float32", "uint8"], "int8 only: input/output tensor type.")
+flags.DEFINE_enum("upsample", "auto", ["auto", "resize", "conv"],
+                  "Final upsampling: auto = conv for int8, resize otherwise (litedepth_tf.upsample).")
+flags.DEFINE_string("report_split", None, "Run the fp32/fp16/int8 quantisation report on this split (needs --data_root).")
+flags.DEFINE_integer("report_images", 0, "Report: number of evaluation images (0 = the whole split).")
+flags.DEFINE_string("report_dir", None, "Report: folder for the three .tflite files and quant_report.json "
+                    "(default: the folder of --out).")
+flags.DEFINE_integer("report_runs", 50, "Report: timed runs for the 1-thread latency.")
 
 
 def main(argv):
@@ -39,7 +59,22 @@ def main(argv):
     from litedepth_tf.export import build_deploy_from_weights, export_tflite
     from litedepth_tf.parity import run_export_parity_test
 
-    model = build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization)
+    if FLAGS.report_split:
+        from litedepth_tf.quant_report import format_report, quant_report
+
+        if not FLAGS.data_root:
+            raise app.UsageError("--report_split needs --data_root")
+        out_dir = FLAGS.report_dir or os.path.dirname(os.path.abspath(FLAGS.out))
+        report = quant_report(FLAGS.weights, FLAGS.data_root, FLAGS.report_split, FLAGS.report_images, out_dir,
+                              FLAGS.calib_split, FLAGS.calib_images, FLAGS.int8_io, threads=1, runs=FLAGS.report_runs,
+                              upsample=FLAGS.upsample, merge_normalization=FLAGS.merge_normalization)
+        print(format_report(report))
+        print(f"wrote {os.path.join(out_dir, 'quant_report.json')}")
+        return
+    from litedepth_tf.upsample import apply_upsample
+
+    model = apply_upsample(build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization), FLAGS.quant,
+                           FLAGS.upsample)
     representative = None
     if FLAGS.quant == "int8":
         from litedepth_tf.calibration import representative_images

@@ -59,7 +59,12 @@ def convert_saved_model(
         if int8_io == "uint8":
             converter.inference_input_type = tf.uint8
             converter.inference_output_type = tf.uint8
-    return converter.convert()
+    data = converter.convert()
+    if quant == "int8":  # fused-op tensor names are ~5 % of the int8 file (litedepth_tf.tflite_compact)
+        from litedepth_tf.tflite_compact import compact_tensor_names
+
+        data = compact_tensor_names(data)
+    return data
 
 
 def atomic_write_bytes(path: str, data: bytes) -> str:
