@@ -1,0 +1,127 @@
+"""litedepth_tf.evaluate: library + CLI on a tiny synthetic set, Keras weights vs exported .tflite, baseline."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from litedepth_tf.metrics import METRIC_KEYS, constant_baseline, median_train_depth
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from litedepth_tf.data.synthetic import generate
+    from litedepth_tf.export import export_tflite
+    from litedepth_tf.model import build_deploy_model, build_student
+
+    from helpers import make_depth_nontrivial
+
+    tmp = tmp_path_factory.mktemp("evaluate")
+    root = str(tmp / "data")
+    generate(root, 2, 3, seed=7, workers=1, progress=False)
+    student = build_student()
+    make_depth_nontrivial(student, bias=1.5)  # depth varies over the image, not clamped to 1 mm
+    weights = str(tmp / "student.weights.h5")
+    student.save_weights(weights)
+    tfl = export_tflite(build_deploy_model(student, merge_normalization=True), str(tmp / "student.tflite"), "fp32")
+    return {"root": root, "weights": weights, "tflite": tfl, "tmp": tmp}
+
+
+def _env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0", LITEDEPTH_NO_PROGRESS="1")
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "litedepth_tf.evaluate", *args], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_weights_writes_json(files):
+    out = str(files["tmp"] / "eval.json")
+    preds = str(files["tmp"] / "preds")
+    r = _cli("--weights", files["weights"], "--data_root", files["root"], "--split", "local_val", "--out", out,
+             "--save_predictions", preds)
+    assert r.returncode == 0, r.stderr
+    assert "si-RMSE" in r.stdout and "constant" in r.stdout and "latency" in r.stdout
+    with open(out) as f:
+        rep = json.load(f)
+    assert set(METRIC_KEYS) <= set(rep["metrics"])
+    assert set(METRIC_KEYS) <= set(rep["baseline"]["metrics"])
+    assert all(math.isfinite(v) for v in [*rep["metrics"].values(), *rep["baseline"]["metrics"].values()])
+    assert rep["model"] == files["weights"] and rep["split"] == "local_val" and rep["n_images"] == 3
+    assert rep["n_skipped"] == 0 and rep["latency_ms_mean"] > 0
+    assert sorted(os.listdir(preds)) == sorted(os.listdir(os.path.join(files["root"], "local_val", "rgb")))
+
+
+def test_tflite_matches_keras_weights(files):
+    from litedepth_tf.evaluate import evaluate_model
+
+    keras_rep = evaluate_model(files["weights"], files["root"], "local_val", baseline=False, progress=False)
+    tfl_rep = evaluate_model(files["tflite"], files["root"], "local_val", baseline=False, progress=False)
+    assert keras_rep["kind"] == "keras" and tfl_rep["kind"] == "tflite" and tfl_rep["baseline"] is None
+    assert keras_rep["metrics"]["delta3"] < 1.0  # a real, non-trivial prediction
+    for k in METRIC_KEYS:
+        assert tfl_rep["metrics"][k] == pytest.approx(keras_rep["metrics"][k], abs=1e-3), k
+
+
+def test_cli_tflite_and_max_images(files):
+    out = str(files["tmp"] / "eval_tfl.json")
+    r = _cli("--tflite", files["tflite"], "--data_root", files["root"], "--max_images", "2", "--nobaseline",
+             "--out", out)
+    assert r.returncode == 0, r.stderr
+    with open(out) as f:
+        rep = json.load(f)
+    assert rep["n_images"] == 2 and rep["baseline"] is None and rep["kind"] == "tflite"
+
+
+def test_baseline_equals_independent_constant_baseline(files):
+    from litedepth_tf.constants import MAX_DEPTH
+    from litedepth_tf.evaluate import evaluate_model
+    from litedepth_tf.input_pipeline import list_pairs
+    from PIL import Image
+
+    rep = evaluate_model(files["weights"], files["root"], "local_val", progress=False)
+    median = median_train_depth(files["root"], "train", progress=False, max_depth=MAX_DEPTH)
+    assert rep["baseline"]["median_depth_m"] == median and "'train'" in rep["baseline"]["source"]
+    gts = []
+    for _, _, depth_path in list_pairs(files["root"], "local_val"):
+        mm = np.asarray(Image.open(depth_path), np.float64)
+        gts.append(np.where(mm > MAX_DEPTH * 1000, 0.0, mm / 1000.0))
+    ref = constant_baseline(median, gts)
+    for k in METRIC_KEYS:
+        assert rep["baseline"]["metrics"][k] == pytest.approx(ref[k], rel=1e-5, abs=1e-6), k
+
+
+def test_baseline_falls_back_to_eval_split(files, tmp_path):
+    from litedepth_tf.evaluate import baseline_median
+
+    median, note = baseline_median(files["root"], "local_val", baseline_split="no_such_split", progress=False)
+    assert median == median_train_depth(files["root"], "local_val", progress=False, max_depth=40.0)
+    assert "missing" in note and "local_val" in note
+
+
+@pytest.mark.parametrize("args", [[], ["--weights", "a.weights.h5", "--tflite", "b.tflite"]])
+def test_weights_tflite_exclusive(files, args):
+    r = _cli(*args, "--data_root", files["root"])
+    assert r.returncode != 0
+    assert "--weights" in r.stderr and "--tflite" in r.stderr
+
+
+def test_missing_data_root(files, tmp_path):
+    from litedepth_tf.evaluate import evaluate_model
+
+    missing = str(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match=r"<split>/\{rgb,depth\}"):
+        evaluate_model(files["weights"], missing, progress=False)
+    with pytest.raises(FileNotFoundError, match=r"'no_split'.*<split>/\{rgb,depth\}"):
+        evaluate_model(files["weights"], files["root"], split="no_split", progress=False)
+    r = _cli("--weights", files["weights"], "--data_root", missing)
+    assert r.returncode != 0 and "ROOT/<split>/{rgb,depth}/*.png" in r.stderr
