@@ -141,3 +141,44 @@ def test_compact_tensor_names_changes_nothing_but_names(deploy, tmp_path):
 def test_int8_needs_calibration(deploy, tmp_path):
     with pytest.raises(ValueError, match="representative_images"):
         export_tflite(deploy, str(tmp_path / "x.tflite"), "int8")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_quant_report_cli(root, tmp_path):
+    """export_tflite.py --report_split: three exports from one set of weights, evaluated on the same images."""
+    pytest.importorskip("litedepth_tf.metrics")
+    from litedepth_tf.quant_report import format_report
+
+    weights = str(tmp_path / "s.weights.h5")
+    random_student(12).save_weights(weights)
+    env = dict(os.environ, PYTHONPATH=ROOT, LITEDEPTH_NO_PROGRESS="1")
+    cmd = [sys.executable, os.path.join(ROOT, "export", "export_tflite.py"), f"--weights={weights}",
+           f"--data_root={root}", "--report_split=local_val", "--report_images=2", "--calib_images=2",
+           "--report_runs=3", f"--out={tmp_path / 'art' / 'x.tflite'}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(tmp_path / "art" / "quant_report.json"))
+    assert report["n_images"] == 2 and report["calibration"]["images"] == 2
+    assert list(report["rows"]) == ["fp32", "fp16", "int8"]
+    for q, row in report["rows"].items():
+        assert os.path.isfile(row["path"]) and row["size_mb"] > 0 and row["latency_1t_median_ms"] > 0
+        assert row["metrics"] and all(np.isfinite(v) for v in row["metrics"].values())
+    assert report["rows"]["fp32"]["max_abs_diff_vs_fp32_m"] == 0
+    assert 0 < report["rows"]["int8"]["max_abs_diff_vs_fp32_m"] < INT8_MAX_ABS_M
+    assert report["rows"]["int8"]["upsample"] == "conv" and report["rows"]["fp32"]["upsample"] == "resize"
+    assert {"int8_size_mb", "int8_latency_1t_below_fp32"} <= set(report["checks"])
+    assert report["checks"]["int8_size_mb"]["ok"]
+    table = format_report(report)
+    assert "| int8 |" in table and "quant_report.json" in proc.stdout
+    assert "| int8 |" in proc.stdout
+
+
+def test_quant_report_names_a_missing_split(root, tmp_path):
+    pytest.importorskip("litedepth_tf.metrics")
+    from litedepth_tf.quant_report import quant_report
+
+    with pytest.raises(ValueError, match="report split 'nope'"):
+        quant_report(None, root, "nope", 1, str(tmp_path))
+    assert not os.listdir(tmp_path)  # nothing exported
