@@ -135,7 +135,8 @@ def format_report(report: dict) -> str:
     head = ["quant", "io", "size (MB)", f"{report['threads']}-thread median (ms)", "max abs diff vs fp32 (m)",
             "mean abs diff vs fp32 (m)"] + names
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for q, r in rows.items():
+    for q in [q for q in QUANTS if q in rows] + [q for q in rows if q not in QUANTS]:
+        r = rows[q]
         cells = [q, r["io"], f"{r['size_mb']:.3f}", f"{r[lat_key]:.2f}", f"{r['max_abs_diff_vs_fp32_m']:.4f}",
                  f"{r['mean_abs_diff_vs_fp32_m']:.4f}"] + [f"{r['metrics'][k]:.4f}" for k in names]
         lines.append("| " + " | ".join(cells) + " |")
