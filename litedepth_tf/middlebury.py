@@ -161,7 +161,7 @@ def make_figure(model_path, root, out_png, split: str = "local_val", stem: str =
     try:
         from litedepth_tf.metrics import image_metrics
 
-        metrics = {k: float(v) for k, v in image_metrics(pred, gt).items()}
+        metrics = {k: float(v) for k, v in (image_metrics(pred, gt) or {}).items()}
     except ImportError:
         pass
     name = os.path.basename(os.fspath(model_path))

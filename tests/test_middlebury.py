@@ -100,8 +100,8 @@ def test_evaluate_on_the_motorcycle(root, model_files):
         evaluate_model = None
     if evaluate_model is not None:
         for path in (weights, tfl):
-            result = evaluate_model(path, root, split="local_val")
-            assert isinstance(result, dict) and result
+            result = evaluate_model(path, root, split="local_val", progress=False)
+            assert result["n_images"] == 1 and np.isfinite(result["metrics"]["si_rmse"])
     else:  # until litedepth_tf.evaluate lands: the trainer's evaluation loop on the same split
         pytest.importorskip("litedepth_tf.metrics")
         from litedepth_tf.tflite_io import TFLiteModel
