@@ -13,7 +13,8 @@ Keras with the parity helper unless --noparity.
 int8 (full-integer weights and activations, calibrated on --calib_images frames of --calib_split from the evaluation
 pipeline; --int8_io uint8 for uint8 input/output tensors):
 
-    python export/export_tflite.py --weights ... --quant int8 --data_root data/synthetic --out artifacts/litedepth_int8.tflite
+    python export/export_tflite.py --weights ... --quant int8 --data_root data/synthetic \
+        --out artifacts/litedepth_int8.tflite
 
 --upsample: the deploy graph's final 32x40 -> 480x640 resize is exported as an exact 3x3 conv + pixel shuffle
 (`litedepth_tf.upsample`) for int8 by default (auto); `conv` does it for every mode, `resize` for none.
@@ -46,7 +47,8 @@ flags.DEFINE_integer("calib_images", 64, "int8 only: number of calibration image
 flags.DEFINE_enum("int8_io", "float32", ["float32", "uint8"], "int8 only: input/output tensor type.")
 flags.DEFINE_enum("upsample", "auto", ["auto", "resize", "conv"],
                   "Final upsampling: auto = conv for int8, resize otherwise (litedepth_tf.upsample).")
-flags.DEFINE_string("report_split", None, "Run the fp32/fp16/int8 quantisation report on this split (needs --data_root).")
+flags.DEFINE_string("report_split", None,
+                    "Run the fp32/fp16/int8 quantisation report on this split (needs --data_root).")
 flags.DEFINE_integer("report_images", 0, "Report: number of evaluation images (0 = the whole split).")
 flags.DEFINE_string("report_dir", None, "Report: folder for the three .tflite files and quant_report.json "
                     "(default: the folder of --out).")

@@ -1,16 +1,19 @@
 """Depth maps for images, folders and videos with a trained LiteDepth model (`.weights.h5` or `.tflite`).
 
     python -m litedepth_tf.predict --model artifacts/litedepth_int8.tflite --input photo.jpg --out out/
-    python -m litedepth_tf.predict --model runs/demo/best.weights.h5 --input frames/ --out out/ --colorbar --side_by_side
+    python -m litedepth_tf.predict --model runs/demo/best.weights.h5 --input frames/ --out out/ --colorbar \\
+        --side_by_side
     python -m litedepth_tf.predict --model m.tflite --input clip.mp4 --out out/ --range fixed --vmin 0 --vmax 10
 
 Outputs (every file written atomically; `<stem>` is the input's file name without extension, or the full name
 with its dot replaced by `_` when two inputs in a folder share a stem, e.g. `a.jpg` and `a.png`):
 
-| input | files |
-| --- | --- |
-| image | `OUT/depth/<stem>.png` uint16 depth in **millimetres** (MAI convention: round(depth*1000), clipped to 65535; readable by `input_pipeline.decode_pair` and as an MAI `depth/` folder), `OUT/color/<stem>.png` colour-mapped depth, `OUT/side_by_side/<stem>.png` RGB \\| depth (`--side_by_side`) |
-| video (.mp4 .avi .mov .mkv .gif) | `OUT/<stem>_depth.mp4` colour-mapped depth video (H.264), `OUT/<stem>_side_by_side.mp4` (`--side_by_side`), and with `--save_frames` every frame as `OUT/depth/<stem>_NNNNNN.png` + `OUT/color/<stem>_NNNNNN.png` |
+* an image -> `OUT/depth/<stem>.png`: uint16 depth in **millimetres** (MAI convention: round(depth*1000),
+  clipped to 65535; readable by `input_pipeline.decode_pair`, and OUT/depth is an MAI `depth/` folder);
+  `OUT/color/<stem>.png`: colour-mapped depth; `OUT/side_by_side/<stem>.png`: RGB | depth (`--side_by_side`).
+* a video (.mp4 .avi .mov .mkv .gif) -> `OUT/<stem>_depth.mp4`: colour-mapped depth video (H.264);
+  `OUT/<stem>_side_by_side.mp4` (`--side_by_side`); with `--save_frames` also every frame as
+  `OUT/depth/<stem>_NNNNNN.png` + `OUT/color/<stem>_NNNNNN.png` (NNNNNN = frame index from 0).
 
 Sizes: depth PNGs and colour maps have the input's own size (the network runs at 480x640; the depth is resized
 back bilinearly, `litedepth_tf.api`); `--colorbar` adds a labelled colour bar to the right of the colour map
