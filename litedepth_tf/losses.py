@@ -1,0 +1,221 @@
+"""Training losses of LiteDepth (paper Sec. 3.3): scale-invariant log, gradient, virtual normal and robust loss.
+
+Every loss takes the model's ``depth`` output ``pred`` ``[B, h, w, 1]`` (metres, any resolution) and resizes it
+bilinearly to the ground-truth resolution ``[B, H, W, 1]`` itself. Pixels with ``valid == 0`` never enter any
+arithmetic (they are replaced with ``tf.where`` *before* log / division), so a batch with no valid pixel gives
+exactly ``0.0`` and zero, finite gradients. ``valid`` is authoritative: a non-finite depth on a pixel marked
+valid is propagated (the trainer then skips the step) rather than silently dropped.
+
+1. Scale-invariant log loss (Eigen et al. 2014; the authors' ``SigLoss``), over all valid pixels of the batch::
+
+       g = log(pred) - log(gt),   L_si = sqrt(Var(g) + lambda * mean(g)^2),   lambda = 0.15
+
+   ``Var`` is the *population* variance ``mean((g - mean(g))^2)`` (``torch.var`` in the authors' code is the
+   unbiased one; the two differ by a factor n / (n - 1), n ~ 1e5 pixels). With ``pred = k * gt`` the loss is
+   exactly ``sqrt(lambda) * |log k|``. The square root is taken as ``where(D > 0, sqrt(D), 0)`` so that its
+   gradient is 0, not inf, at D = 0 (pred == gt).
+
+2. Gradient loss: forward differences of the prediction, ``p[x+1] - p[x]`` and ``p[y+1] - p[y]``, against the
+   batch's ``grad_x`` / ``grad_y`` targets (NaN where either pixel is invalid); mean absolute error over the
+   finite target pairs of both directions together.
+
+3. Virtual normal loss (Yin et al., "Enforcing geometric constraints of virtual normal for depth prediction",
+   ICCV 2019; the ``VNL_Loss`` of the authors' Monocular-Depth-Estimation-Toolbox). Pixels (u, v) with depth z
+   are back-projected with the batch's own intrinsics (``fx, fy, cx, cy`` at the depth map resolution, never
+   hard-coded): ``X = (u - cx) z / fx, Y = (v - cy) z / fy, Z = z``. ``vnl_samples`` triplets of valid pixels
+   are drawn per image (uniformly among that image's valid pixels, with replacement, stateless from ``seed``).
+   A triplet is dropped, on the ground-truth points, as in the reference ``filter_mask``:
+
+   * collinear: the |cosine| between any two of its edges p1p2, p1p3, p2p3 exceeds ``vnl_cos`` = 0.867
+     (an angle below 30 or above 150 degrees); cosines are ``a.b / (|a| |b| + 1e-8)``;
+   * too close: two of its points are within ``vnl_min_diff`` = 0.005 m of each other along each of X, Y and Z
+     (the reference's threshold; the reference ORs the three axes over *different* edges, which also drops
+     well-spread right-angle triplets on fronto-parallel planes, so here one edge must be short on all three).
+
+   The normals ``n = (p2 - p1) x (p3 - p1) / |.|`` of ground truth and prediction (a zero cross product gives a
+   zero normal, as the reference's ``+ 0.01`` on a zero norm) give per-triplet losses ``sum_xyz |n_gt - n_pred|``;
+   the kept triplets of the whole batch are pooled, the lowest ``vnl_trim`` = 25 % dropped (``floor(0.25 K)``),
+   the rest averaged. No kept triplet gives 0. The reference draws ``0.15 * H * W`` triplets per image among all
+   pixels (~13.8k at 240x384, most landing on valid pixels); here ``vnl_samples`` = 2000 per image among the
+   valid pixels only, which keeps the loss estimate's noise small (the mean over >= 1500 kept triplets per
+   image) at a fraction of the gather cost.
+
+4. Barron's general robust loss ("A general and adaptive robust loss function", CVPR 2019) on the residual in
+   metres ``x = pred - gt`` over valid pixels, mean over valid pixels::
+
+       f(x) = |a - 2| / a * (((x / c)^2 / |a - 2| + 1)^(a / 2) - 1),   a = 1, c = 2 by default
+
+   with the limits ``a = 2``: ``0.5 (x / c)^2`` and ``a = 0``: ``log(0.5 (x / c)^2 + 1)``.
+
+``compute_losses(pred, batch, seed, cfg)`` resizes ``pred`` once and returns exactly ``si, grad, vnl, robust``
+and ``n_valid`` (the number of valid ground-truth pixels, float32, for logging).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+TERMS = ("si", "grad", "vnl", "robust")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    si_lambda: float = 0.15
+    robust_alpha: float = 1.0
+    robust_c: float = 2.0  # metres
+    vnl_samples: int = 2000  # triplets per image
+    vnl_cos: float = 0.867  # |cos| above which two edges count as collinear (30 / 150 degrees)
+    vnl_min_diff: float = 0.005  # metres; two points closer than this along X, Y and Z: "too close"
+    vnl_trim: float = 0.25  # fraction of the smallest per-triplet losses dropped
+
+
+def resize_to(pred: tf.Tensor, depth: tf.Tensor) -> tf.Tensor:
+    """``pred`` ``[B, h, w, 1]`` bilinearly resized to the spatial size of ``depth`` ``[B, H, W, 1]``, float32."""
+    pred = tf.cast(pred, tf.float32)
+    if pred.shape[1:3].is_fully_defined() and pred.shape[1:3] == depth.shape[1:3]:
+        return pred
+    return tf.image.resize(pred, tf.shape(depth)[1:3], method="bilinear")
+
+
+def _mask(valid: tf.Tensor) -> tf.Tensor:
+    return tf.convert_to_tensor(valid) > 0.5
+
+
+def _count(mask: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.cast(mask, tf.float32))
+
+
+def _masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.where(mask, values, 0.0)) / tf.maximum(_count(mask), 1.0)
+
+
+def _safe_sqrt(x: tf.Tensor) -> tf.Tensor:
+    positive = x > 0
+    return tf.where(positive, tf.sqrt(tf.where(positive, x, 1.0)), 0.0)
+
+
+def si_log_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, lam: float = 0.15) -> tf.Tensor:
+    """sqrt(Var(g) + lam * mean(g)^2), g = log(pred) - log(gt) over the batch's valid pixels."""
+    depth = tf.cast(depth, tf.float32)
+    pred, mask = resize_to(pred, depth), _mask(valid)
+    g = tf.where(mask, tf.math.log(tf.where(mask, pred, 1.0)) - tf.math.log(tf.where(mask, depth, 1.0)), 0.0)
+    mean = _masked_mean(g, mask)
+    var = _masked_mean(tf.square(g - mean), mask)
+    return _safe_sqrt(var + lam * tf.square(mean))
+
+
+def gradient_loss(pred: tf.Tensor, grad_x: tf.Tensor, grad_y: tf.Tensor) -> tf.Tensor:
+    """Mean |forward difference of pred - target| over the finite target pairs of x and y together."""
+    grad_x, grad_y = tf.cast(grad_x, tf.float32), tf.cast(grad_y, tf.float32)
+    pred = resize_to(pred, grad_x)
+    px = pred[:, :, 1:, :] - pred[:, :, :-1, :]
+    py = pred[:, 1:, :, :] - pred[:, :-1, :, :]
+    tx, ty = grad_x[:, :, :-1, :], grad_y[:, :-1, :, :]
+    mx, my = tf.math.is_finite(tx), tf.math.is_finite(ty)
+    ex = tf.where(mx, tf.abs(px - tf.where(mx, tx, 0.0)), 0.0)
+    ey = tf.where(my, tf.abs(py - tf.where(my, ty, 0.0)), 0.0)
+    total = tf.reduce_sum(ex) + tf.reduce_sum(ey)
+    return total / tf.maximum(_count(mx) + _count(my), 1.0)
+
+
+def robust_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, alpha: float = 1.0,
+                c: float = 2.0) -> tf.Tensor:
+    """Barron's general robust loss of x = pred - gt (metres), mean over valid pixels."""
+    depth = tf.cast(depth, tf.float32)
+    pred, mask = resize_to(pred, depth), _mask(valid)
+    z = tf.square(tf.where(mask, pred - tf.where(mask, depth, 0.0), 0.0) / c)
+    alpha = float(alpha)
+    if alpha == 2.0:
+        f = 0.5 * z
+    elif alpha == 0.0:
+        f = tf.math.log1p(0.5 * z)
+    else:
+        b = abs(alpha - 2.0)
+        f = b / alpha * (tf.pow(z / b + 1.0, alpha / 2.0) - 1.0)
+    return _masked_mean(f, mask)
+
+
+def sample_triplets(valid: tf.Tensor, num: int, seed: tf.Tensor) -> tf.Tensor:
+    """``[B, num, 3]`` int32 flat indices (``v * W + u``) drawn uniformly, with replacement, among the valid
+    pixels of each image of ``valid`` ``[B, H, W, 1]``; stateless in ``seed`` (int ``[2]``). An image without a
+    valid pixel gets arbitrary (invalid) indices, which the loss drops."""
+    flat = tf.cast(tf.reshape(_mask(valid), [tf.shape(valid)[0], -1]), tf.int32)
+    csum = tf.cumsum(flat, axis=1)  # csum[i] = number of valid pixels in [0, i]
+    count = csum[:, -1:]
+    u = tf.random.stateless_uniform([tf.shape(flat)[0], 3 * num], seed=seed, dtype=tf.float32)
+    rank = tf.cast(tf.floor(u * tf.cast(count, tf.float32)), tf.int32)
+    rank = tf.minimum(rank, tf.maximum(count - 1, 0))
+    idx = tf.searchsorted(csum, rank, side="right")  # first pixel with more than `rank` valid pixels up to it
+    idx = tf.minimum(idx, tf.shape(flat)[1] - 1)
+    return tf.reshape(idx, [tf.shape(flat)[0], num, 3])
+
+
+def _points(depth: tf.Tensor, idx: tf.Tensor, intrinsics: tf.Tensor) -> tf.Tensor:
+    """Back-projected 3-D points ``[B, N, 3 (points), 3 (xyz)]`` of the pixels ``idx`` ``[B, N, 3]``."""
+    width = tf.shape(depth)[2]
+    z = tf.gather(tf.reshape(depth, [tf.shape(depth)[0], -1]), idx, batch_dims=1)
+    u, v = tf.cast(idx % width, tf.float32), tf.cast(idx // width, tf.float32)
+    k = tf.cast(intrinsics, tf.float32)[:, None, None, :]
+    return tf.stack([(u - k[..., 2]) * z / k[..., 0], (v - k[..., 3]) * z / k[..., 1], z], axis=-1)
+
+
+def _unit_normals(p: tf.Tensor) -> tf.Tensor:
+    n = tf.linalg.cross(p[:, :, 1] - p[:, :, 0], p[:, :, 2] - p[:, :, 0])
+    sq = tf.reduce_sum(tf.square(n), axis=-1, keepdims=True)
+    nonzero = sq > 0
+    return tf.where(nonzero, n / tf.sqrt(tf.where(nonzero, sq, 1.0)), 0.0)
+
+
+def _keep_triplets(p: tf.Tensor, cos_threshold: float, min_diff: float) -> tf.Tensor:
+    """``[B, N]`` bool: ground-truth triplets ``p`` ``[B, N, 3, 3]`` neither collinear nor too close."""
+    edges = tf.stack([p[:, :, 1] - p[:, :, 0], p[:, :, 2] - p[:, :, 0], p[:, :, 2] - p[:, :, 1]], axis=2)
+    norms = tf.norm(edges, axis=-1)
+    collinear = tf.zeros(tf.shape(p)[:2], tf.bool)
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        dot = tf.reduce_sum(edges[:, :, i] * edges[:, :, j], axis=-1)
+        cos = dot / (norms[:, :, i] * norms[:, :, j] + 1e-8)
+        collinear |= tf.abs(cos) > cos_threshold
+    near = tf.reduce_any(tf.reduce_all(tf.abs(edges) < min_diff, axis=-1), axis=-1)
+    return ~(collinear | near)
+
+
+def vnl_loss_from_triplets(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, intrinsics: tf.Tensor,
+                           idx: tf.Tensor, cos_threshold: float = 0.867, min_diff: float = 0.005,
+                           trim: float = 0.25) -> tf.Tensor:
+    """Virtual normal loss on the given triplets ``idx`` ``[B, N, 3]`` of flat pixel indices (``v * W + u``)."""
+    depth = tf.cast(depth, tf.float32)
+    pred, mask = resize_to(pred, depth), _mask(valid)
+    all_valid = tf.reduce_all(
+        tf.gather(tf.reshape(mask, [tf.shape(mask)[0], -1]), idx, batch_dims=1), axis=-1)
+    gt = tf.stop_gradient(_points(tf.where(mask, depth, 0.0), idx, intrinsics))
+    keep = all_valid & _keep_triplets(gt, cos_threshold, min_diff)
+    per_triplet = tf.reduce_sum(tf.abs(_unit_normals(gt) - _unit_normals(_points(pred, idx, intrinsics))), -1)
+    kept = tf.boolean_mask(per_triplet, keep)
+    n_drop = tf.cast(tf.floor(tf.cast(tf.size(kept), tf.float32) * trim), tf.int32)
+    top = tf.gather(kept, tf.argsort(kept, stable=True)[n_drop:])  # gather, not top_k: its gradient fails at k=0
+    return tf.reduce_sum(top) / tf.maximum(tf.cast(tf.size(top), tf.float32), 1.0)
+
+
+def vnl_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, intrinsics: tf.Tensor, seed: tf.Tensor,
+             num_samples: int = 2000, cos_threshold: float = 0.867, min_diff: float = 0.005,
+             trim: float = 0.25) -> tf.Tensor:
+    """Virtual normal loss on ``num_samples`` random valid triplets per image (stateless in ``seed``)."""
+    idx = sample_triplets(valid, num_samples, seed)
+    return vnl_loss_from_triplets(pred, depth, valid, intrinsics, idx, cos_threshold, min_diff, trim)
+
+
+def compute_losses(pred: tf.Tensor, batch: dict, seed: tf.Tensor, cfg: LossConfig | None = None) -> dict:
+    """``{"si", "grad", "vnl", "robust", "n_valid"}`` float32 scalars for the model's depth ``pred``."""
+    cfg = cfg or LossConfig()
+    depth, valid = tf.cast(batch["depth"], tf.float32), tf.cast(batch["valid"], tf.float32)
+    pred = resize_to(pred, depth)
+    return {
+        "si": si_log_loss(pred, depth, valid, cfg.si_lambda),
+        "grad": gradient_loss(pred, batch["grad_x"], batch["grad_y"]),
+        "vnl": vnl_loss(pred, depth, valid, batch["intrinsics"], seed, cfg.vnl_samples, cfg.vnl_cos,
+                        cfg.vnl_min_diff, cfg.vnl_trim),
+        "robust": robust_loss(pred, depth, valid, cfg.robust_alpha, cfg.robust_c),
+        "n_valid": _count(_mask(valid)),
+    }

@@ -1,0 +1,77 @@
+"""Combining the four loss terms into one scalar: dynamic re-weighting (learnable sigmas) or fixed weights.
+
+LiteDepth (Sec. 3.3) balances the scale-invariant, gradient, virtual normal and robust losses with the
+uncertainty weighting of Kendall et al. ("Multi-task learning using uncertainty to weigh losses", CVPR 2018) in
+the regularised form of Liebel & Koerner ("Auxiliary tasks in multi-task learning", 2018)::
+
+    L = sum_i ( 0.5 / sigma_i^2 * L_i + log(1 + sigma_i^2) ),   sigma_i initialised to 1
+
+``dL/dsigma_i = -L_i / sigma_i^3 + 2 sigma_i / (1 + sigma_i^2)``. The sigmas are trainable variables created in
+``__init__`` (the trainer builds its optimizer over them right away) and named ``sigma_<term>`` (the trainer logs
+them under that name; AdamW excludes names containing "sigma" from weight decay).
+
+``FixedWeights`` is the hand-tuned alternative: ``L = sum_i w_i L_i`` with ``w = (1.0, 0.25, 2.5, 0.6)`` for
+``(si, grad, vnl, robust)``, no variables.
+
+Both are Keras layers called with a dict ``{term: scalar}`` (any extra key is ignored) and expose ``.terms``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+TERMS = ("si", "grad", "vnl", "robust")
+FIXED_WEIGHTS = (1.0, 0.25, 2.5, 0.6)
+
+
+@keras.saving.register_keras_serializable(package="litedepth")
+class DynamicReweight(keras.layers.Layer):
+    """sum_i 0.5 / sigma_i^2 * L_i + log(1 + sigma_i^2) with learnable ``sigma_<term>``."""
+
+    def __init__(self, terms: Sequence[str] = TERMS, init_sigma: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.terms = tuple(terms)
+        self.init_sigma = float(init_sigma)
+        for t in self.terms:  # one attribute per variable: tf.train.Checkpoint does not follow Keras' lists
+            setattr(self, f"sigma_{t}", self.add_weight(
+                shape=(), initializer=keras.initializers.Constant(self.init_sigma), trainable=True, name=f"sigma_{t}"))
+        self.built = True
+
+    @property
+    def sigmas(self) -> list:
+        return [getattr(self, f"sigma_{t}") for t in self.terms]
+
+    def call(self, losses: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        total = tf.constant(0.0, tf.float32)
+        for term, sigma in zip(self.terms, self.sigmas):
+            s2 = tf.square(tf.cast(sigma, tf.float32))
+            total += 0.5 / s2 * tf.cast(losses[term], tf.float32) + tf.math.log1p(s2)
+        return total
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "terms": list(self.terms), "init_sigma": self.init_sigma}
+
+
+@keras.saving.register_keras_serializable(package="litedepth")
+class FixedWeights(keras.layers.Layer):
+    """sum_i w_i L_i, default ``w = (1.0, 0.25, 2.5, 0.6)`` for ``(si, grad, vnl, robust)``."""
+
+    def __init__(self, weights: Sequence[float] = FIXED_WEIGHTS, terms: Sequence[str] = TERMS, **kwargs):
+        super().__init__(**kwargs)
+        if len(weights) != len(terms):
+            raise ValueError(f"{len(weights)} weights for {len(terms)} terms {tuple(terms)}")
+        self.terms = tuple(terms)
+        self.term_weights = tuple(float(w) for w in weights)
+        self.built = True
+
+    def call(self, losses: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        total = tf.constant(0.0, tf.float32)
+        for term, w in zip(self.terms, self.term_weights):
+            total += w * tf.cast(losses[term], tf.float32)
+        return total
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "weights": list(self.term_weights), "terms": list(self.terms)}
