@@ -23,10 +23,17 @@ Distribution: the conditional apply follows Keras' LossScaleOptimizer: under str
 The gradient is all-reduced here (so clipping and the finite check see the global gradient, as with PyTorch DDP),
 and Keras' optimizer sums it across replicas once more, so it gets `grad / replicas` (identical on every replica).
 
+BatchNorm under more than one replica: Keras 3 BatchNormalization keeps its moving statistics per replica (no
+cross-replica aggregation), so workers would drift apart. The trainer switches every BatchNormalization layer of
+the model to `synchronized=True` when `num_replicas_in_sync > 1`: batch statistics are all-reduced over the global
+batch (what one device with the whole batch would compute), every replica applies the same moving-average update,
+and all workers hold identical weights and statistics (tests/test_multiworker.py compares them bit for bit).
+
 Checkpoints (`tf.train.CheckpointManager` under `run_dir/ckpt`): model, optimizer, weighting (sigmas), step and
 skip counters, and the training data iterator when `checkpoint_iterator=True` (tf.data symbolic checkpointing:
-positions, not buffers). Best-on-validation weights (lowest si-RMSE) go to `best.weights.h5`, the latest to
-`last.weights.h5`, both written atomically.
+positions, not buffers; only with the default strategy: tf.distribute's DistributedIterator is not trackable, so
+a resumed mirrored/multiworker run restarts its data stream from the seed). Best-on-validation weights (lowest
+si-RMSE) go to `best.weights.h5`, the latest to `last.weights.h5`, both written atomically.
 """
 
 from __future__ import annotations
@@ -93,6 +100,16 @@ def worker_id(strategy) -> int:
     return int(resolver.task_id or 0) if resolver is not None and resolver.task_id is not None else 0
 
 
+def sync_batchnorm(model) -> int:
+    """Sets ``synchronized=True`` on every BatchNormalization layer (nested models included); returns the count."""
+    n = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+            n += 1
+    return n
+
+
 class Trainer:
     def __init__(self, model, optimizer, loss_fn, weighting, strategy=None, extra_loss_fn=None,
                  clip_norm: float = 35.0, seed: int = 0):
@@ -104,6 +121,10 @@ class Trainer:
             self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
             self.bad_in_row = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_in_row")
             self.optimizer.build(self.trainable_variables)
+        if self.strategy.num_replicas_in_sync > 1:
+            n = sync_batchnorm(self.model)
+            log.info("%d replicas: %d BatchNormalization layers use synchronized (global-batch) statistics",
+                     self.strategy.num_replicas_in_sync, n)
         self._step_fn = None
 
     @property
@@ -229,7 +250,10 @@ class Trainer:
             strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
 
         iterator = self._iterator(train_data, distributed, cfg.checkpoint_iterator)
-        ckpt_iter = iterator if cfg.checkpoint_iterator else None
+        # tf.data iterators are checkpointable; tf.distribute's DistributedIterator (distribute_datasets_from_function)
+        # is not: under mirrored/multiworker a resumed run restarts its data stream from the seed.
+        ckpt_iter = iterator if cfg.checkpoint_iterator and isinstance(iterator, tf.__internal__.tracking.Trackable) \
+            else None
         manager = tf.train.CheckpointManager(self.checkpoint(ckpt_iter), ckpt_dir, max_to_keep=cfg.keep_checkpoints)
         if resume and manager.latest_checkpoint:
             self._restore(manager, ckpt_iter)

@@ -28,11 +28,12 @@ def data_root(tmp_path_factory):
     return str(root)
 
 
-def make_trainer(seed=0, lr=1e-3):
-    """The real losses / weighting / optimizer of train.py (stage-1 student recipe), at tiny size."""
+def make_trainer(seed=0, lr=1e-3, init_seed=None):
+    """The real losses / weighting / optimizer of train.py (stage-1 student recipe), at tiny size. ``seed`` is the
+    run's seed (VNL triplets); ``init_seed`` (default ``seed``) only changes the initial weights."""
     from litedepth_tf import train
 
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed if init_seed is None else init_seed)
     model = build_student()
     weighting = train.make_weighting("dynamic")
     from litedepth_tf.losses import LossConfig, compute_losses
@@ -134,7 +135,7 @@ def test_resume_continues_step_optimizer_and_data(data_root, tmp_path):
     ref = make_trainer()
     ref.fit(_dataset(data_root), 4, tmp_path / "ref", cfg=cfg, batch_size=2)
 
-    resumed = make_trainer(seed=5)  # other init: everything must come from the checkpoint
+    resumed = make_trainer(init_seed=5)  # other init (same run seed): everything must come from the checkpoint
     resumed.fit(_dataset(data_root), 4, tmp_path, cfg=cfg, batch_size=2, resume=True)
     assert int(resumed.step.numpy()) == 4 and int(resumed.optimizer.iterations.numpy()) == 4
     assert resumed.learning_rate() == pytest.approx(ref.learning_rate())

@@ -1,0 +1,266 @@
+"""Train a LiteDepth model (student by default) from an absl flagfile.
+
+    python -m litedepth_tf.train --flagfile=flags/demo.cfg            # synthetic demo, minutes on a laptop CPU
+    python -m litedepth_tf.train --flagfile=flags/student.cfg --data_root=/data/mai2022
+    python -m litedepth_tf.train --flagfile=flags/demo.cfg --resume   # continue from run_dir/ckpt
+    tensorboard --logdir runs/
+
+Writes into `--run_dir`: `flags.txt` (every resolved flag, reusable as `--flagfile`), TensorBoard events,
+`ckpt/` (tf.train.CheckpointManager), `best.weights.h5` (lowest validation si-RMSE), `last.weights.h5`,
+`best_metrics.json`, `summary.json`.
+
+Flags are grouped by the module they configure: data (input_pipeline), model (registry), loss (losses /
+reweight), optimizer (schedules + Keras optimizer) and run (trainer loop). Every flag is validated before any
+work starts; a bad value is an error naming the flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+
+from absl import app, flags
+
+MAI_LAYOUT_HELP = ("Put the MAI 2022 depth data set there as ROOT/train/rgb/*.png + ROOT/train/depth/*.png and "
+                   "ROOT/local_val/rgb/*.png + ROOT/local_val/depth/*.png (uint16 depth PNGs in millimetres), or "
+                   "generate synthetic data: python -m litedepth_tf.data.synthetic --out data/synthetic")
+
+
+def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
+    """Defines the training flags into `fv` (the global FLAGS by default; tests pass a fresh FlagValues)."""
+    d = dict(flag_values=fv)
+    # ---- data (litedepth_tf.input_pipeline) -----------------------------------------------------------------
+    flags.DEFINE_string("data_root", None, "Data set root: ROOT/<split>/{rgb,depth}/*.png (MAI layout).", **d)
+    flags.DEFINE_string("train_split", "train", "Training split folder under --data_root.", **d)
+    flags.DEFINE_string("val_split", "local_val", "Validation split folder ('' = no validation).", **d)
+    flags.DEFINE_integer("batch_size", 16, "Global batch size (split over replicas).", **d)
+    flags.DEFINE_list("crop_sizes", ["240x384", "360x512", "480x640"],
+                      "R-crop sizes HxW at the original 480x640 resolution (one drawn per batch).", **d)
+    flags.DEFINE_list("intrinsics", ["518.8579", "519.4696", "320.0", "240.0"],
+                      "Camera fx,fy,cx,cy of the stored frames in pixels (the VNL loss gets them scaled per crop).", **d)
+    flags.DEFINE_bool("cache_in_memory", False, "Decode every training frame once into host memory (small sets).", **d)
+    flags.DEFINE_bool("deterministic", False, "Fixed data order + deterministic ops (slower; for reproducible runs).", **d)
+    flags.DEFINE_integer("val_max_images", 0, "Validate on at most this many images (0 = all).", **d)
+    # ---- model (litedepth_tf.registry) -----------------------------------------------------------------------
+    flags.DEFINE_string("model", "student", "Model preset name in litedepth_tf.registry.MODELS.", **d)
+    flags.DEFINE_string("encoder_weights", None, "Encoder initialisation: 'imagenet' or a local file (student: "
+                        "Keras MobileNetV3 weights; teacher: converted Swin .npz).", **d)
+    flags.DEFINE_string("init_weights", None, "Start from these full-model weights (.weights.h5), e.g. stage 1.", **d)
+    flags.DEFINE_string("teacher_weights", None, "Distillation: frozen teacher weights (.weights.h5); enables the "
+                        "structure-aware distillation loss.", **d)
+    flags.DEFINE_string("teacher_preset", "tiny", "Distillation: teacher preset (litedepth_tf.teacher).", **d)
+    flags.DEFINE_float("distill_weight", 10.0, "Distillation: weight of each level's affinity loss.", **d)
+    # ---- loss (litedepth_tf.losses, litedepth_tf.reweight) ---------------------------------------------------
+    flags.DEFINE_enum("loss_weighting", "dynamic", ["dynamic", "fixed"],
+                      "dynamic: learnable sigmas (L = sum 0.5/s^2 L_i + log(1+s^2)); fixed: 1, 0.25, 2.5, 0.6.", **d)
+    flags.DEFINE_float("si_lambda", 0.15, "Scale-invariant loss: sqrt(Var(g) + lambda * mean(g)^2).", **d)
+    flags.DEFINE_float("robust_alpha", 1.0, "Barron robust loss alpha.", **d)
+    flags.DEFINE_float("robust_c", 2.0, "Barron robust loss scale c.", **d)
+    flags.DEFINE_integer("vnl_samples", 0, "VNL point triplets per image (0 = the losses module's default).", **d)
+    # ---- optimizer (litedepth_tf.schedules) ------------------------------------------------------------------
+    flags.DEFINE_enum("optimizer", "adam", ["adam", "adamw"], "adam (student) or adamw (teacher).", **d)
+    flags.DEFINE_float("lr", 4e-3, "Peak learning rate (after warm-up).", **d)
+    flags.DEFINE_float("min_lr", 1e-3, "Poly-decay floor (authors: lr / 4).", **d)
+    flags.DEFINE_integer("warmup_steps", 1500, "Linear warm-up iterations.", **d)
+    flags.DEFINE_float("warmup_ratio", 1e-4, "Warm-up starts at lr * warmup_ratio.", **d)
+    flags.DEFINE_float("lr_power", 0.9, "Poly decay power.", **d)
+    flags.DEFINE_float("adam_epsilon", 1e-3, "Adam epsilon.", **d)
+    flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (only with --optimizer=adamw).", **d)
+    flags.DEFINE_float("clip_norm", 35.0, "Global gradient-norm clip.", **d)
+    # ---- run (litedepth_tf.trainer) --------------------------------------------------------------------------
+    flags.DEFINE_string("run_dir", None, "Output folder (checkpoints, TensorBoard, weights, flags.txt).", **d)
+    flags.DEFINE_integer("steps", 0, "Training steps; 0 = derive from --epochs.", **d)
+    flags.DEFINE_float("epochs", 0.0, "Epochs over the training split (used when --steps=0).", **d)
+    flags.DEFINE_integer("seed", 0, "Seed for weights, data order/augmentation and loss sampling.", **d)
+    flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
+                      "tf.distribute strategy (multiworker reads TF_CONFIG).", **d)
+    flags.DEFINE_bool("resume", False, "Continue from the latest checkpoint in --run_dir/ckpt.", **d)
+    flags.DEFINE_integer("log_every", 50, "Steps between TensorBoard scalars / progress updates.", **d)
+    flags.DEFINE_integer("image_every", 500, "Steps between TensorBoard images (0 = never).", **d)
+    flags.DEFINE_integer("eval_every", 1000, "Steps between validations (0 = only at the end).", **d)
+    flags.DEFINE_integer("ckpt_every", 500, "Steps between checkpoints (0 = only at the end).", **d)
+    flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.", **d)
+    flags.DEFINE_bool("checkpoint_iterator", True, "Save the data iterator position in checkpoints.", **d)
+    flags.DEFINE_integer("max_bad_steps", 5, "Abort after this many non-finite steps in a row (0 = never).", **d)
+
+    positive = ("batch_size", "log_every", "keep_checkpoints")
+    non_negative = ("steps", "epochs", "warmup_steps", "image_every", "eval_every", "ckpt_every", "max_bad_steps",
+                    "val_max_images", "vnl_samples", "weight_decay")
+    for name in positive:
+        flags.register_validator(name, lambda v: v is not None and v > 0, message=f"--{name} must be > 0", **d)
+    for name in non_negative:
+        flags.register_validator(name, lambda v: v is not None and v >= 0, message=f"--{name} must be >= 0", **d)
+    for name in ("lr", "clip_norm", "adam_epsilon", "robust_c", "lr_power", "distill_weight"):
+        flags.register_validator(name, lambda v: v is not None and v > 0, message=f"--{name} must be > 0", **d)
+    flags.register_validator("warmup_ratio", lambda v: 0 < v <= 1, message="--warmup_ratio must be in (0, 1]", **d)
+    flags.register_validator("si_lambda", lambda v: 0 <= v <= 1, message="--si_lambda must be in [0, 1]", **d)
+    flags.register_validator("crop_sizes", _valid_crops, message="--crop_sizes must be HxW pairs, e.g. 240x384, "
+                             "each at most 480x640 with H*128/480 and W*160/640 divisible by 32... see "
+                             "litedepth_tf.augment.CROP_SIZES", **d)
+    flags.register_validator("intrinsics", lambda v: len(v) == 4 and all(_is_float(x) and float(x) > 0 for x in v),
+                             message="--intrinsics must be 4 positive numbers fx,fy,cx,cy", **d)
+    flags.register_validator("model", _known_model, message="--model must be a name in litedepth_tf.registry.MODELS",
+                             **d)
+    flags.register_multi_flags_validator(["lr", "min_lr"], lambda f: 0 <= f["min_lr"] <= f["lr"],
+                                         message="--min_lr must be in [0, --lr]", **d)
+    flags.register_multi_flags_validator(["steps", "epochs"], lambda f: f["steps"] > 0 or f["epochs"] > 0,
+                                         message="set --steps or --epochs (> 0)", **d)
+    flags.mark_flags_as_required(["data_root", "run_dir"], flag_values=fv)
+    return fv
+
+
+def _is_float(x):
+    try:
+        float(x)
+        return True
+    except ValueError:
+        return False
+
+
+def _parse_crop(text):
+    h, w = (int(v) for v in text.lower().split("x"))
+    return h, w
+
+
+def _valid_crops(values):
+    try:
+        crops = [_parse_crop(v) for v in values]
+    except ValueError:
+        return False
+    return bool(crops) and all(0 < h <= 480 and 0 < w <= 640 for h, w in crops)
+
+
+def _known_model(name):
+    from litedepth_tf.registry import MODELS
+
+    return name in MODELS
+
+
+def check_data_root(root, splits) -> None:
+    """A clear error when the data set is not where the flags say."""
+    if not root or not os.path.isdir(root):
+        raise FileNotFoundError(f"--data_root={root!r} does not exist. {MAI_LAYOUT_HELP}")
+    for split in splits:
+        for sub in ("rgb", "depth"):
+            if split and not os.path.isdir(os.path.join(root, split, sub)):
+                raise FileNotFoundError(f"--data_root={root!r}: missing folder {os.path.join(root, split, sub)}. "
+                                        f"{MAI_LAYOUT_HELP}")
+
+
+def loss_config(f):
+    """LossConfig from the loss flags (only the fields the losses module defines)."""
+    from litedepth_tf import losses
+
+    wanted = dict(si_lambda=f.si_lambda, robust_alpha=f.robust_alpha, robust_c=f.robust_c)
+    if f.vnl_samples:
+        wanted["vnl_samples"] = f.vnl_samples
+    names = {fld.name for fld in dataclasses.fields(losses.LossConfig)}
+    return losses.LossConfig(**{k: v for k, v in wanted.items() if k in names})
+
+
+def make_weighting(kind: str):
+    from litedepth_tf import reweight
+
+    return reweight.DynamicReweight() if kind == "dynamic" else reweight.FixedWeights()
+
+
+def run(f) -> dict:
+    """Trains with the parsed flags `f`; returns the trainer's summary."""
+    import keras
+    import tensorflow as tf
+
+    from litedepth_tf import fsutil, input_pipeline, registry
+    from litedepth_tf.losses import compute_losses
+    from litedepth_tf.schedules import WarmupPolyDecay
+    from litedepth_tf.trainer import LoopConfig, Trainer, is_chief, make_optimizer, strategy_from_name
+
+    check_data_root(f.data_root, [f.train_split] + ([f.val_split] if f.val_split else []))
+    strategy = strategy_from_name(f.strategy)
+    if f.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--batch_size={f.batch_size} must be divisible by the {strategy.num_replicas_in_sync} "
+                         f"replicas of --strategy={f.strategy}")
+    chief = is_chief(strategy)
+    os.makedirs(f.run_dir, exist_ok=True)
+    if chief:  # also proves the run directory is writable before any work starts
+        fsutil.atomic_write_text(os.path.join(f.run_dir, "flags.txt"), f.flags_into_string())
+
+    keras.utils.set_random_seed(f.seed)
+    if f.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    n_train = len(input_pipeline.list_pairs(f.data_root, f.train_split, check=False))
+    steps_per_epoch = max(n_train // f.batch_size, 1)
+    total_steps = f.steps or max(int(round(f.epochs * steps_per_epoch)), 1)
+    logging.info("%d training pairs, %d steps/epoch, %d steps", n_train, steps_per_epoch, total_steps)
+
+    crops = tuple(_parse_crop(c) for c in f.crop_sizes)
+    intrinsics = tuple(float(x) for x in f.intrinsics)
+
+    def train_data(ctx: tf.distribute.InputContext):
+        return input_pipeline.make_dataset(
+            f.data_root, f.train_split, ctx.get_per_replica_batch_size(f.batch_size), training=True,
+            seed=f.seed + 1000 * ctx.input_pipeline_id, deterministic=f.deterministic, crop_sizes=crops,
+            intrinsics=intrinsics, cache_in_memory=f.cache_in_memory)
+
+    val_ds = None
+    if f.val_split:
+        val_ds = input_pipeline.make_dataset(f.data_root, f.val_split, 1, training=False, intrinsics=intrinsics)
+
+    cfg = loss_config(f)
+    with strategy.scope():
+        builder = registry.get_builder(f.model)
+        model = builder(encoder_weights=f.encoder_weights) if f.encoder_weights else builder()
+        if f.init_weights:
+            from litedepth_tf.model import load_weights
+
+            load_weights(model, f.init_weights)
+        weighting = make_weighting(f.loss_weighting)
+        schedule = WarmupPolyDecay(f.lr, total_steps, min_lr=f.min_lr, warmup_steps=f.warmup_steps,
+                                   warmup_ratio=f.warmup_ratio, power=f.lr_power)
+        no_decay = ["sigma"]
+        if f.model.startswith("teacher"):
+            from litedepth_tf.teacher import TEACHER_NO_WEIGHT_DECAY
+
+            no_decay += list(TEACHER_NO_WEIGHT_DECAY)
+        optimizer = make_optimizer(f.optimizer, schedule, epsilon=f.adam_epsilon, weight_decay=f.weight_decay,
+                                   no_decay_names=no_decay)
+        extra_loss_fn = None
+        if f.teacher_weights:
+            from litedepth_tf.distill import load_teacher_for_distillation, make_distill_fn
+
+            extra_loss_fn = make_distill_fn(load_teacher_for_distillation(f.teacher_weights, f.teacher_preset),
+                                            weight=f.distill_weight)
+
+        def loss_fn(outputs, batch, seed):
+            return compute_losses(outputs["depth"], batch, seed, cfg)
+
+        trainer = Trainer(model, optimizer, loss_fn, weighting, strategy=strategy, extra_loss_fn=extra_loss_fn,
+                          clip_norm=f.clip_norm, seed=f.seed)
+    loop = LoopConfig(clip_norm=f.clip_norm, max_bad_steps=f.max_bad_steps, log_every=f.log_every,
+                      image_every=f.image_every, eval_every=f.eval_every, ckpt_every=f.ckpt_every,
+                      keep_checkpoints=f.keep_checkpoints, checkpoint_iterator=f.checkpoint_iterator, seed=f.seed,
+                      val_max_images=f.val_max_images)
+    return trainer.fit(train_data, total_steps, f.run_dir, val_ds=val_ds, cfg=loop, batch_size=f.batch_size,
+                       resume=f.resume)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        summary = run(flags.FLAGS)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    best = summary.get("best_si_rmse")
+    print(f"done: {summary['step']} steps, {summary['skipped_steps']} skipped"
+          + (f", best validation si-RMSE {best:.4f}" if best is not None else "")
+          + f"; outputs in {flags.FLAGS.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
