@@ -110,6 +110,40 @@ def sync_batchnorm(model) -> int:
     return n
 
 
+class _Checkpoints:
+    """A CheckpointManager that drops the data iterator once if the pipeline cannot be checkpointed.
+
+    tf.data symbolic checkpointing does not cover every op (e.g. a non-deterministic parallel map raises
+    `UnimplementedError` on the first save). The run then keeps checkpointing model, optimizer, sigmas and counters
+    (a resumed run restarts its data stream from the seed) instead of dying at its first checkpoint."""
+
+    def __init__(self, trainer, iterator, directory, keep):
+        self.trainer, self.iterator, self.directory, self.keep = trainer, iterator, directory, keep
+        self.manager = tf.train.CheckpointManager(trainer.checkpoint(iterator), directory, max_to_keep=keep)
+
+    @property
+    def latest_checkpoint(self):
+        return self.manager.latest_checkpoint
+
+    @property
+    def checkpoint(self):
+        return self.manager.checkpoint
+
+    def save(self, step):
+        try:
+            return self.manager.save(checkpoint_number=step)
+        except tf.errors.UnimplementedError as err:
+            if self.iterator is None:
+                raise
+            log.warning("the data iterator cannot be checkpointed (%s); checkpoints keep the model, optimizer, "
+                        "sigmas and counters, and a resumed run restarts the data stream from the seed (pass "
+                        "--deterministic for a checkpointable pipeline)", str(err).splitlines()[0][:200])
+            self.iterator = None
+            self.manager = tf.train.CheckpointManager(self.trainer.checkpoint(None), self.directory,
+                                                      max_to_keep=self.keep)
+            return self.manager.save(checkpoint_number=step)
+
+
 class Trainer:
     def __init__(self, model, optimizer, loss_fn, weighting, strategy=None, extra_loss_fn=None,
                  clip_norm: float = 35.0, seed: int = 0):
@@ -254,7 +288,7 @@ class Trainer:
         # is not: under mirrored/multiworker a resumed run restarts its data stream from the seed.
         ckpt_iter = iterator if cfg.checkpoint_iterator and isinstance(iterator, tf.__internal__.tracking.Trackable) \
             else None
-        manager = tf.train.CheckpointManager(self.checkpoint(ckpt_iter), ckpt_dir, max_to_keep=cfg.keep_checkpoints)
+        manager = _Checkpoints(self, ckpt_iter, ckpt_dir, cfg.keep_checkpoints)
         if resume and manager.latest_checkpoint:
             self._restore(manager, ckpt_iter)
         elif resume:
@@ -305,7 +339,7 @@ class Trainer:
                     bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
                     t0, images = time.perf_counter(), 0  # validation time does not count in images/s
                 if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == total_steps:
-                    manager.save(checkpoint_number=step)
+                    manager.save(step)
                     if chief:
                         fsutil.atomic_save_weights(self.model, os.path.join(run_dir, "last.weights.h5"))
         finally:
@@ -335,7 +369,7 @@ class Trainer:
             for t in self.strategy.experimental_local_results(batch["rgb_path"]):
                 paths += [p.decode() for p in np.asarray(t).reshape(-1)]
         # the state is the last good one: bad steps changed nothing (and the step counter is only a counter)
-        path = manager.save(checkpoint_number=step)
+        path = manager.save(step)
         vals = {k2: float(v.numpy()) for k2, v in logs.items() if k2 != "ok"}
         raise NonFiniteError(
             f"{k} non-finite training steps in a row (the last at step {step}); no update was applied for them. "
