@@ -83,11 +83,13 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_integer("ckpt_every", 500, "Steps between checkpoints (0 = only at the end).", **d)
     flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept by the CheckpointManager.", **d)
     flags.DEFINE_bool("checkpoint_iterator", True, "Save the data iterator position in checkpoints.", **d)
+    flags.DEFINE_integer("precise_bn_batches", 20, "Before each validation and at the end, set BatchNorm statistics "
+                         "to the mean over this many training batches (0 = keep the moving averages).", **d)
     flags.DEFINE_integer("max_bad_steps", 5, "Abort after this many non-finite steps in a row (0 = never).", **d)
 
     positive = ("batch_size", "log_every", "keep_checkpoints")
     non_negative = ("steps", "epochs", "warmup_steps", "image_every", "eval_every", "ckpt_every", "max_bad_steps",
-                    "val_max_images", "vnl_samples", "weight_decay")
+                    "val_max_images", "vnl_samples", "weight_decay", "precise_bn_batches")
     for name in positive:
         flags.register_validator(name, lambda v: v is not None and v > 0, message=f"--{name} must be > 0", **d)
     for name in non_negative:
@@ -240,7 +242,7 @@ def run(f) -> dict:
     loop = LoopConfig(clip_norm=f.clip_norm, max_bad_steps=f.max_bad_steps, log_every=f.log_every,
                       image_every=f.image_every, eval_every=f.eval_every, ckpt_every=f.ckpt_every,
                       keep_checkpoints=f.keep_checkpoints, checkpoint_iterator=f.checkpoint_iterator, seed=f.seed,
-                      val_max_images=f.val_max_images)
+                      val_max_images=f.val_max_images, precise_bn_batches=f.precise_bn_batches)
     return trainer.fit(train_data, total_steps, f.run_dir, val_ds=val_ds, cfg=loop, batch_size=f.batch_size,
                        resume=f.resume)
 

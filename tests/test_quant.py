@@ -18,10 +18,10 @@ from litedepth_tf.tflite_io import TFLiteModel
 from litedepth_tf.upsample import BilinearUpsample, apply_upsample, upsample_kernel, with_fast_upsampling
 from tests.helpers import random_student
 
-# int8 vs fp32 Keras on calibration-like (synthetic eval) frames, random student with depth ~3.8..4.3 m:
-# one int8 step of the output is ~range/256 ~ 0.017 m, the network adds its own rounding on top.
-INT8_MAX_ABS_M = 0.06  # measured 0.021
-INT8_MEAN_ABS_M = 0.015  # measured 0.005
+# int8 vs fp32 Keras on calibration-like (synthetic eval) frames, in output quantisation steps: the output
+# (>= 0, 40 * sigmoid) is calibrated on [0, max], one int8 step ~ max / 255; the network adds its own rounding.
+INT8_MAX_ABS_STEPS = 4.0  # measured ~3 (random student, depth ~8..14 m: step ~0.05 m)
+INT8_MEAN_ABS_STEPS = 1.0  # measured ~0.6
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,9 @@ def test_int8_close_to_keras_on_eval_frames(root, deploy, exported):
         for m in models:
             got = m.predict(x)
             assert got.shape == ref.shape == (1, 480, 640, 1) and got.dtype == np.float32
-            diff = np.abs(got - ref)
-            assert diff.max() < INT8_MAX_ABS_M and diff.mean() < INT8_MEAN_ABS_M, (m.path, diff.max(), diff.mean())
+            diff, step = np.abs(got - ref), float(ref.max()) / 255.0
+            assert diff.max() < INT8_MAX_ABS_STEPS * step and diff.mean() < INT8_MEAN_ABS_STEPS * step, (
+                m.path, diff.max(), diff.mean(), step)
 
 
 def test_uint8_io_quantises_input_and_dequantises_output(exported):
@@ -118,7 +119,8 @@ def test_fast_upsampling_deploy_equals_deploy(deploy):
     x = np.random.default_rng(1).uniform(0, 255, (1, 480, 640, 3)).astype(np.float32)
     ref = np.asarray(deploy(x, training=False))
     assert np.abs(np.asarray(with_fast_upsampling(deploy, integer_friendly=False)(x)) - ref).max() < 5e-5
-    assert np.abs(np.asarray(apply_upsample(deploy, "int8")(x)) - ref).max() < 5e-3
+    # integer-friendly taps move by < 0.5 % of the local depth differences (at most the map's range)
+    assert np.abs(np.asarray(apply_upsample(deploy, "int8")(x)) - ref).max() < 5e-3 * (ref.max() - ref.min())
     assert apply_upsample(deploy, "fp32") is deploy
     with pytest.raises(ValueError, match="upsample must be one of"):
         apply_upsample(deploy, "int8", "nearest")
@@ -166,7 +168,8 @@ def test_quant_report_cli(root, tmp_path):
         assert os.path.isfile(row["path"]) and row["size_mb"] > 0 and row["latency_1t_median_ms"] > 0
         assert row["metrics"] and all(np.isfinite(v) for v in row["metrics"].values())
     assert report["rows"]["fp32"]["max_abs_diff_vs_fp32_m"] == 0
-    assert 0 < report["rows"]["int8"]["max_abs_diff_vs_fp32_m"] < INT8_MAX_ABS_M
+    # bound: INT8_MAX_ABS_STEPS steps of the widest possible output range [0, 40 m]
+    assert 0 < report["rows"]["int8"]["max_abs_diff_vs_fp32_m"] < INT8_MAX_ABS_STEPS * 40.0 / 255.0
     assert report["rows"]["int8"]["upsample"] == "conv" and report["rows"]["fp32"]["upsample"] == "resize"
     assert {"int8_size_mb", "int8_latency_1t_below_fp32"} <= set(report["checks"])
     assert report["checks"]["int8_size_mb"]["ok"]

@@ -143,3 +143,25 @@ def test_resume_continues_step_optimizer_and_data(data_root, tmp_path):
     # pipeline; float reductions may reorder across runs, hence the tolerance)
     for a, b in zip(resumed.model.get_weights(), ref.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_precise_batchnorm_is_the_mean_of_batch_statistics():
+    """recalibrate_batchnorm: moving mean / variance := the average over batches of each batch's statistics
+    (NumPy reference on a one-BN model); trainable weights untouched; momentum restored."""
+    from litedepth_tf.reweight import FixedWeights
+
+    inp = keras.Input((4, 4, 3))
+    bn = keras.layers.BatchNormalization(momentum=0.99, name="bn")
+    y = bn(keras.layers.Conv2D(2, 1, name="conv")(inp))
+    model = keras.Model(inp, {"depth": y})
+    trainer = Trainer(model, keras.optimizers.Adam(1e-3), lambda o, b, s: {}, FixedWeights())
+    rng = np.random.default_rng(0)
+    batches = [{"image": tf.constant(rng.normal(k, 1 + k, (3, 4, 4, 3)).astype("f4"))} for k in range(3)]
+    kernel, bias = model.get_layer("conv").get_weights()
+    feats = [np.einsum("bhwc,cd->bhwd", b["image"].numpy(), kernel[0, 0]) + bias for b in batches]
+    before = [np.array(w) for w in model.trainable_weights]
+    assert trainer.recalibrate_batchnorm(iter(batches)) == 3
+    np.testing.assert_allclose(bn.moving_mean.numpy(), np.mean([f.mean((0, 1, 2)) for f in feats], 0), rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), np.mean([f.var((0, 1, 2)) for f in feats], 0), rtol=1e-4)
+    assert all(np.array_equal(a, np.array(w)) for a, w in zip(before, model.trainable_weights))
+    assert bn.momentum == 0.99

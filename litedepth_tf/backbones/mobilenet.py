@@ -11,6 +11,12 @@ taken by layer name (stable across Keras 3 releases):
 | 16     | `expanded_conv_7_add`      | 48       |
 | 32     | `expanded_conv_10_add`     | 96       |
 
+BatchNorm momentum: Keras builds MobileNetV3 with `momentum=0.999`; the authors train timm's
+`tf_mobilenetv3_small_minimal_100`, whose BatchNorm uses the TensorFlow default 0.99 (PyTorch momentum 0.01).
+`BN_MOMENTUM = 0.99` is set on every encoder BatchNorm: at 0.999 the moving statistics of a randomly initialised
+encoder need ~5000 steps to settle, and until then the inference-mode model is far from the trained one (measured:
+a batch over-fitted to si 0.08 in training mode predicted a near-constant 14-15 m in inference mode).
+
 Weights: `None` (random), `"imagenet"` (the Keras file, from the Keras cache; offline it must already be
 there) or a path to a `.h5`/`.weights.h5` file holding the full MobileNetV3Small(include_top=False) weights.
 """
@@ -30,6 +36,7 @@ MOBILENET_TAPS = (
 
 # File name Keras uses for MobileNetV3Small minimalistic, no top, alpha 1.0 (keras/src/applications/mobilenet_v3.py).
 IMAGENET_FILE = "weights_mobilenet_v3_small_minimalistic_224_1.0_float_no_top_v2.h5"
+BN_MOMENTUM = 0.99
 
 
 def keras_cache_dir() -> str:
@@ -82,5 +89,8 @@ def build_mobilenet_encoder(input_shape=(None, None, 3), weights=None, name="mob
             base.load_weights(path)
         except Exception as err:  # noqa: BLE001 - re-raise with the file named
             raise ValueError(f"Could not load MobileNetV3Small weights from {path!r}: {err}") from err
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = BN_MOMENTUM
     outputs = [base.get_layer(layer).output for layer, _ in MOBILENET_TAPS]
     return keras.Model(base.input, outputs, name=name)
