@@ -207,6 +207,17 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def compare_reports(report: dict, reference: dict, tol: float = 1e-3) -> list:
+    """Metrics of ``report`` that differ from ``reference`` by more than ``tol`` (absolute), as
+    ``[(name, value, reference_value)]``; empty when they agree (e.g. a `.tflite` against its Keras weights)."""
+    out = []
+    for k, _ in TABLE_KEYS:
+        a, b = report["metrics"].get(k), reference["metrics"].get(k)
+        if a is None or b is None or not abs(float(a) - float(b)) <= tol:
+            out.append((k, a, b))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------------ CLI
 
 
@@ -227,6 +238,9 @@ def define_flags(fv=None):
     flags.DEFINE_string("baseline_split", "train", "Split whose median GT depth is the baseline's constant.", **d)
     flags.DEFINE_string("save_predictions", None, "Write predictions as uint16 millimetre PNGs into this folder.", **d)
     flags.DEFINE_integer("threads", None, "TFLite interpreter threads (default: the interpreter's).", **d)
+    flags.DEFINE_string("compare_to", None, "A JSON report of this command (e.g. the Keras model's): exit 1 unless "
+                        "every metric is within --compare_tol of it.", **d)
+    flags.DEFINE_float("compare_tol", 1e-3, "Absolute tolerance per metric for --compare_to.", **d)
     return fv
 
 
@@ -255,6 +269,27 @@ def main(argv):
     if fv.out:
         atomic_write_json(fv.out, report)
         print(f"wrote {fv.out}")
+    if fv.compare_to:
+        import json
+
+        try:
+            with open(fv.compare_to, encoding="utf-8") as fh:
+                reference = json.load(fh)
+            reference["metrics"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            print(f"error: --compare_to={fv.compare_to}: not a readable evaluation report ({err})", file=sys.stderr)
+            return 2
+        bad = compare_reports(report, reference, fv.compare_tol)
+        worst = max((abs(float(a) - float(b)) for _, a, b in bad if a is not None and b is not None), default=None)
+        diffs = [abs(float(report["metrics"][k]) - float(reference["metrics"][k])) for k, _ in TABLE_KEYS
+                 if report["metrics"].get(k) is not None and reference["metrics"].get(k) is not None]
+        if bad:
+            print(f"MISMATCH vs {fv.compare_to} (tolerance {fv.compare_tol:g}): "
+                  + ", ".join(f"{k} {a} vs {b}" for k, a, b in bad)
+                  + (f"; largest difference {worst:.2e}" if worst is not None else ""), file=sys.stderr)
+            return 1
+        print(f"matches {fv.compare_to}: every metric within {fv.compare_tol:g} (largest difference "
+              f"{max(diffs, default=0.0):.2e})")
     return 0
 
 

@@ -26,7 +26,7 @@ def files(tmp_path_factory):
     root = str(tmp / "data")
     generate(root, 2, 3, seed=7, workers=1, progress=False)
     student = build_student()
-    make_depth_nontrivial(student, bias=1.5)  # depth varies over the image, not clamped to 1 mm
+    make_depth_nontrivial(student)  # depth varies over the image, not clamped
     weights = str(tmp / "student.weights.h5")
     student.save_weights(weights)
     tfl = export_tflite(build_deploy_model(student, merge_normalization=True), str(tmp / "student.tflite"), "fp32")
@@ -125,3 +125,21 @@ def test_missing_data_root(files, tmp_path):
         evaluate_model(files["weights"], files["root"], split="no_split", progress=False)
     r = _cli("--weights", files["weights"], "--data_root", missing)
     assert r.returncode != 0 and "ROOT/<split>/{rgb,depth}/*.png" in r.stderr
+
+
+def test_compare_to_passes_for_tflite_and_catches_a_drift(files):
+    from litedepth_tf.evaluate import compare_reports, evaluate_model
+
+    ref = evaluate_model(files["weights"], files["root"], "local_val", baseline=False, progress=False)
+    good, bad = str(files["tmp"] / "ref.json"), str(files["tmp"] / "ref_drift.json")
+    with open(good, "w") as f:
+        json.dump(ref, f)
+    drift = json.loads(json.dumps(ref))
+    drift["metrics"]["si_rmse"] += 0.01
+    with open(bad, "w") as f:
+        json.dump(drift, f)
+    assert compare_reports(ref, drift, 1e-3) == [("si_rmse", ref["metrics"]["si_rmse"], drift["metrics"]["si_rmse"])]
+    r = _cli("--tflite", files["tflite"], "--data_root", files["root"], "--nobaseline", "--compare_to", good)
+    assert r.returncode == 0 and "matches" in r.stdout, r.stdout + r.stderr
+    r = _cli("--tflite", files["tflite"], "--data_root", files["root"], "--nobaseline", "--compare_to", bad)
+    assert r.returncode == 1 and "MISMATCH" in r.stderr and "si_rmse" in r.stderr, r.stdout + r.stderr
