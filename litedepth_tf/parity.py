@@ -20,7 +20,9 @@ from litedepth_tf.export import export_tflite
 from litedepth_tf.tflite_io import TFLiteModel
 
 # Max abs depth difference (metres) allowed between Keras and TFLite.
-TOLERANCES = {"fp32": 1e-4, "fp16": 5e-2, "int8": 1.0}
+TOLERANCES = {"fp32": 1e-4, "fp16": 5e-2, "int8": 4.0}  # int8: a gross-breakage check (one output step is
+# up to 40/255 = 0.16 m; far pixels of a trained model differ by ~10 steps); int8 accuracy is judged on data by the
+# quantisation report (metric drift vs fp32), not here
 
 
 class ParityError(AssertionError):
@@ -78,8 +80,12 @@ def run_export_parity_test(
     representative_images=None,
     check_signature: bool = True,
     seed: int = 0,
+    inputs=None,
 ) -> ParityReport:
     """Exports `model` (unless `tflite_path` exists already), then asserts Keras/TFLite parity.
+
+    `inputs`: images to compare on instead of the synthetic `parity_inputs` (int8: real frames, because an int8
+    model is only calibrated for the range of real images and noise may push activations out of it).
 
     Raises ParityError (an AssertionError) naming the file, the max difference and the tolerance."""
     tolerance = TOLERANCES[quant] if tolerance is None else tolerance
@@ -88,7 +94,8 @@ def run_export_parity_test(
         if not os.path.exists(path):
             export_tflite(model, path, quant=quant, representative_images=representative_images)
         tflite = TFLiteModel(path, check_signature=check_signature)
-        inputs = parity_inputs(num_inputs, seed, *tflite.input_shape[1:3])
+        if inputs is None:
+            inputs = parity_inputs(num_inputs, seed, *tflite.input_shape[1:3])
         max_diff, mean_diff = compare(model, tflite, inputs)
         size = os.path.getsize(path)
     report = ParityReport(quant, max_diff, mean_diff, tolerance, len(inputs), path, size)
