@@ -74,3 +74,31 @@ def atomic_save_weights(model, path) -> str:
     with atomic_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp, overwrite=True)
     return os.fspath(path)
+
+
+class NotWritableError(OSError):
+    """A folder where a run must write cannot be written, or has too little free space."""
+
+
+def check_writable(folder, min_free_bytes: int = 0) -> str:
+    """Creates ``folder``, writes + fsyncs + removes a probe file there, and checks that at least
+    ``min_free_bytes`` are free on its file system. Raises NotWritableError naming the folder (and the free and
+    needed space) so a run fails at start-up, not at its first checkpoint hours later. Returns the folder."""
+    import shutil
+
+    folder = os.fspath(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write_probe_{os.getpid()}")
+        with open(probe, "wb") as fh:
+            fh.write(b"litedepth_tf write probe\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.remove(probe)
+    except OSError as err:
+        raise NotWritableError(f"cannot write into the run directory {folder!r}: {err.strerror or err}") from err
+    free = shutil.disk_usage(folder).free
+    if free < min_free_bytes:
+        raise NotWritableError(f"not enough free space for the run directory {folder!r}: {free / 2**20:.0f} MiB "
+                               f"free, at least {min_free_bytes / 2**20:.0f} MiB needed (--min_free_mb)")
+    return folder

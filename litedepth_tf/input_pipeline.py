@@ -34,6 +34,23 @@ fixed ``seed`` with ``deterministic=True`` gives identical batches on every run,
 
 Evaluation: no augmentation, full-resolution image and depth, batches in file order, one pass.
 
+Bad samples (``on_bad_sample``, default ``"skip"``, training and evaluation): a pair whose file cannot be read
+(missing, deleted after listing, no permission), cannot be decoded (random bytes, truncated, not a PNG), has the
+wrong size / mode, or whose depth map has no valid pixel (all 0 or beyond ``max_depth``) is dropped with one
+warning per file naming the file and the problem (logger ``litedepth_tf.input_pipeline``), and counted in
+``BAD_SAMPLES`` (process-wide; ``skipped_samples()``, logged by the trainer as ``data/skipped_samples``) and in the
+optional per-dataset ``bad_sample_counter``. ``"fail"`` raises instead (``BadSampleError`` before the graph runs, a
+``tf.errors.OpError`` carrying the same message from inside it). Where the check happens:
+
+* header problems (signature, bit depth, channels, size; 33 bytes a file) when the dataset is built;
+* ``cache_in_memory``: decode / all-invalid errors while filling the cache (the pair is left out of the cache);
+* streaming: per element, the decode runs in a one-element inner dataset, ``from_tensors -> map(decode + checks)
+  -> ignore_errors()``, followed by a lazily built placeholder element with ``_ok = False`` that only exists when
+  the decode failed (``concatenate(...).take(1).get_single_element()``); a ``filter`` drops it. Only a failure
+  runs Python: the placeholder's ``tf.py_function`` re-checks the pair with ``data_check.check_pair`` (PIL) to
+  name the problem, logs, counts (or raises with ``"fail"``). The good path stays graph-only: no ``py_function``
+  call, same parallel map, same order; a split whose every sample turns out bad raises (no endless skipping).
+
 Custom folders: ``split`` is any folder name under ``root`` (``"."`` for ``root`` itself). ``file_list`` is a
 text file with one sample per line, either a stem (``rgb/<stem>.png`` + ``depth/<stem>.png``) or two paths
 ``rgb depth`` (relative to ``root/split`` or absolute); ``#`` starts a comment.
@@ -41,20 +58,114 @@ text file with one sample per line, either a stem (``rgb/<stem>.png`` + ``depth/
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import threading
 
 import numpy as np
 import tensorflow as tf
 
 from litedepth_tf import augment
 from litedepth_tf.constants import DEPTH_SCALE, INPUT_HEIGHT, INPUT_WIDTH, MAI_INTRINSICS, MAX_DEPTH
-from litedepth_tf.data_check import check_headers, first_mismatch, pair_files
+from litedepth_tf.data_check import check_headers, check_pair, first_mismatch, header_problems, pair_files
 
 CROP_SIZES = augment.CROP_SIZES
 AUTOTUNE = tf.data.AUTOTUNE
 _PERM_OFFSET = 1 << 40
 _BATCH_OFFSET = 1 << 41
+ON_BAD_SAMPLE = ("skip", "fail")
+log = logging.getLogger("litedepth_tf.input_pipeline")
+
+
+class BadSampleError(ValueError):
+    """A sample that cannot be used, with ``on_bad_sample="fail"`` (the message names the file and the problem),
+    or a split whose every sample is bad."""
+
+
+class BadSampleCounter:
+    """Thread-safe record of dropped samples (tf.data calls it from its own threads).
+
+    ``count``: every drop (a file that stays bad is counted again each epoch it is met); ``problems``:
+    ``{file: first problem}``; ``warned``: the (file, problem) pairs already logged (one warning each).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self._lock:
+            self.count, self.problems, self.warned = 0, {}, set()
+
+    def add(self, messages):
+        """Counts one dropped sample; ``messages`` are ``"file: problem"`` lines. Returns the new lines."""
+        new = []
+        with self._lock:
+            self.count += 1
+            for m in messages:
+                f, _, problem = m.partition(": ")
+                self.problems.setdefault(f, problem)
+                if m not in self.warned:
+                    self.warned.add(m)
+                    new.append(m)
+        return new
+
+
+BAD_SAMPLES = BadSampleCounter()  # process-wide: every make_dataset records its drops here
+
+
+def skipped_samples() -> int:
+    """Samples dropped so far by every dataset of this process (for the ``data/skipped_samples`` scalar)."""
+    return BAD_SAMPLES.count
+
+
+def diagnose_pair(rgb_path, depth_path, size=(INPUT_HEIGHT, INPUT_WIDTH), max_depth=MAX_DEPTH):
+    """``["file: problem", ...]`` for a pair TensorFlow could not use (PIL re-check, as data_check does)."""
+    try:
+        errors = check_pair(rgb_path, depth_path, size, max_depth, min_valid=0.0)["errors"]
+    except Exception as e:  # noqa: BLE001 - the diagnosis itself must never be the failure
+        errors = [f"{rgb_path}: re-check failed ({type(e).__name__}: {e})"]
+    seen, out = set(), []
+    for m in errors:  # one (the first) problem per file
+        f = m.partition(": ")[0]
+        if f not in seen:
+            seen.add(f)
+            out.append(m)
+    return out or [f"{rgb_path}: TensorFlow could not read or decode this pair (depth {depth_path}), but both files "
+                   "re-check fine (changed while being read?)"]
+
+
+class _BadSamples:
+    """Per-dataset reporting: counts into ``BAD_SAMPLES`` (+ an optional counter), warns once per file and
+    problem, raises with ``fail`` or when every one of the ``n`` samples has been bad."""
+
+    def __init__(self, on_bad_sample, where, counter=None):
+        if on_bad_sample not in ON_BAD_SAMPLE:
+            raise ValueError(f"on_bad_sample must be one of {ON_BAD_SAMPLE}, got {on_bad_sample!r}")
+        self.mode, self.where, self.n = on_bad_sample, where, None
+        self.counters = [BAD_SAMPLES] + ([counter] if counter is not None and counter is not BAD_SAMPLES else [])
+        self._lock = threading.Lock()
+        self._bad = set()
+
+    def report(self, key, messages, detail=""):
+        if self.mode == "fail":
+            raise BadSampleError(f"bad sample in {self.where} (on_bad_sample=fail): " + "; ".join(messages) + detail)
+        new = [c.add(messages) for c in self.counters][0]
+        for m in new:
+            log.warning("skipping a bad sample of %s: %s", self.where, m)
+        with self._lock:
+            self._bad.add(key)
+            every = self.n is not None and len(self._bad) >= self.n
+        if every:
+            raise BadSampleError(f"every one of the {self.n} samples of {self.where} is bad (the last: "
+                                 + "; ".join(messages) + ")")
+
+    def report_in_graph(self, rgb_path, depth_path, size, max_depth):
+        """The ``tf.py_function`` body (runs only for a failed element)."""
+        r, d = rgb_path.numpy().decode(), depth_path.numpy().decode()
+        self.report((r, d), diagnose_pair(r, d, size, max_depth))
+        return np.int32(0)
 
 
 def _read_file_list(path, base):
@@ -124,18 +235,73 @@ def decode_pair(rgb_path, depth_path, max_depth=MAX_DEPTH, size=(INPUT_HEIGHT, I
     return tf.cast(image, tf.float32), depth
 
 
-def _decode_all(pairs, size):
-    """All pairs decoded once into two host-memory variables (uint8 [N,H,W,3], uint16 [N,H,W,1])."""
+def _max_depth_mm(max_depth):
+    """Largest uint16 value that is valid depth (``v / DEPTH_SCALE <= max_depth``)."""
+    return int(min(65535, np.floor(max_depth * DEPTH_SCALE)))
+
+
+def _decode_all(pairs, size, max_depth=MAX_DEPTH, bad=None):
+    """Pairs decoded once into two host-memory variables (uint8 [N,H,W,3], uint16 [N,H,W,1]); a pair that cannot
+    be decoded or has no valid depth pixel is reported to ``bad`` and left out. Returns (variables, kept pairs)."""
     from litedepth_tf.progress import track
 
     images = np.empty((len(pairs), size[0], size[1], 3), np.uint8)
     depths = np.empty((len(pairs), size[0], size[1], 1), np.uint16)
-    for k, (_, rgb, dep) in enumerate(track(pairs, desc="cache decoded frames", unit="pair")):
-        image, depth = decode_pair(rgb, dep, size=size, as_float=False)
-        images[k], depths[k] = image.numpy(), depth.numpy()
+    kept, top = [], _max_depth_mm(max_depth)
+    for pair in track(pairs, desc="cache decoded frames", unit="pair"):
+        _, rgb, dep = pair
+        try:
+            image, depth = decode_pair(rgb, dep, size=size, as_float=False)
+            image, depth = image.numpy(), depth.numpy()
+            ok = bool(((depth > 0) & (depth <= top)).any())
+        except (tf.errors.OpError, OSError, ValueError):
+            ok = False
+        if not ok:
+            if bad is None:
+                raise BadSampleError("; ".join(diagnose_pair(rgb, dep, size, max_depth)))
+            bad.report((rgb, dep), diagnose_pair(rgb, dep, size, max_depth))
+            continue
+        images[len(kept)], depths[len(kept)] = image, depth
+        kept.append(pair)
+    if not kept:
+        raise BadSampleError(f"no usable pair to cache: all {len(pairs)} are bad")
     with tf.device("/CPU:0"):
-        return (tf.Variable(images, trainable=False, name="cached_images"),
-                tf.Variable(depths, trainable=False, name="cached_depths"))
+        return (tf.Variable(images[:len(kept)], trainable=False, name="cached_images"),
+                tf.Variable(depths[:len(kept)], trainable=False, name="cached_depths")), kept
+
+
+def _usable_pairs(root, split, file_list, check_files, size, bad):
+    """list_pairs, with header problems reported to ``bad`` (skip) instead of raised (fail)."""
+    if bad.mode == "fail" or not check_files:
+        return list_pairs(root, split, file_list, check=check_files, size=size)
+    pairs, kept = list_pairs(root, split, file_list, check=False, size=size), []
+    for pair in pairs:
+        problems = header_problems(pair[1], pair[2], size)
+        if problems:
+            bad.report((pair[1], pair[2]), problems)
+        else:
+            kept.append(pair)
+    if not kept:
+        raise BadSampleError(f"{bad.where}: all {len(pairs)} pairs are malformed (run `python -m "
+                             f"litedepth_tf.data_check {root}` for a full report)")
+    return kept
+
+
+def _guarded_map(load, placeholder):
+    """``load(g, i)`` run in a one-element inner dataset whose errors are dropped; on an error the lazily built
+    ``placeholder(g, i)`` (``_ok = False``) is returned instead. The good path runs no Python."""
+
+    def fn(g, i):
+        good = tf.data.Dataset.from_tensors((g, i)).map(load).ignore_errors()
+        fallback = tf.data.Dataset.from_tensors((g, i)).map(placeholder)
+        return good.concatenate(fallback).take(1).get_single_element()
+
+    return fn
+
+
+def _zeros_like_spec(spec):
+    shape = [1 if d is None else d for d in spec.shape]
+    return tf.fill(shape, "") if spec.dtype == tf.string else tf.zeros(shape, spec.dtype)
 
 
 def _targets(out):
@@ -148,7 +314,8 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
                  intrinsics=MAI_INTRINSICS, max_depth=MAX_DEPTH, file_list=None, repeat=None, shuffle=None,
                  rotate_prob=0.5, max_rotate_degrees=2.5, flip_prob=0.5, color_prob=1.0,
                  image_size=(INPUT_HEIGHT, INPUT_WIDTH), drop_remainder=None, check_files=True,
-                 cache_in_memory=False, num_parallel_calls=AUTOTUNE, prefetch=AUTOTUNE):
+                 cache_in_memory=False, num_parallel_calls=AUTOTUNE, prefetch=AUTOTUNE, on_bad_sample="skip",
+                 bad_sample_counter=None):
     """Build the dataset (see the module docstring).
 
     Args:
@@ -171,9 +338,18 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
       cache_in_memory: decode every frame once (uint8 RGB + uint16 depth, ~1.5 MB a pair at 480x640) into a
         host-memory variable and gather from it instead of decoding PNGs every epoch. For small sets (the
         synthetic demo: 400 pairs ~ 0.6 GB); PNG decoding is the pipeline's bottleneck on a 2-core machine.
+        Training only (evaluation reads every file once anyway).
+      on_bad_sample: "skip" (drop, warn once per file, count) or "fail" (raise naming the file); see the module
+        docstring.
+      bad_sample_counter: optional ``BadSampleCounter`` that also records this dataset's drops.
     """
-    pairs = list_pairs(root, split, file_list, check=check_files, size=image_size)
-    n = len(pairs)
+    where = os.path.normpath(os.path.join(root, split)) if split else os.path.normpath(root)
+    bad = _BadSamples(on_bad_sample, where if file_list is None else f"{where} ({file_list})", bad_sample_counter)
+    pairs = _usable_pairs(root, split, file_list, check_files, image_size, bad)
+    cached = None
+    if cache_in_memory and training:  # evaluation reads every file once anyway
+        cached, pairs = _decode_all(pairs, image_size, max_depth, bad)
+    n = bad.n = len(pairs)
     shuffle = training if shuffle is None else shuffle
     repeat = (True if training else 1) if repeat is None else repeat
     drop_remainder = training if drop_remainder is None else drop_remainder
@@ -195,23 +371,47 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
 
     num_epochs = (1 << 62) if repeat is True else 1 if repeat is False else int(repeat)
     ds = tf.data.Dataset.range(num_epochs).flat_map(epoch)
+    top_mm = _max_depth_mm(max_depth)
 
-    cached = _decode_all(pairs, image_size) if cache_in_memory else None
+    def decode_checked(i):
+        image, depth = decode_pair(rgb_paths[i], depth_paths[i], max_depth, image_size, as_float=False)
+        has_valid = tf.reduce_any((depth > 0) & (depth <= tf.constant(top_mm, tf.uint16)))
+        with tf.control_dependencies([tf.debugging.Assert(has_valid, ["no valid depth pixel", depth_paths[i]])]):
+            return tf.identity(image), tf.identity(depth)
 
     def load(g, i):
         if training:  # keep uint8 / uint16 until the fused warp: 2.5x less memory per batch
             if cached is not None:
                 image, depth = cached[0][i], cached[1][i]
             else:
-                image, depth = decode_pair(rgb_paths[i], depth_paths[i], max_depth, image_size, as_float=False)
+                image, depth = decode_checked(i)
             s = tf.stack([tf.constant(seed, tf.int64), g])
             angle, flip = augment.random_rotate_flip_params(s, rotate_prob, max_rotate_degrees, flip_prob)
-            return dict(image=image, depth=depth, intrinsics=k0, rgb_path=rgb_paths[i], _angle=angle, _flip=flip,
-                        _g=g)
-        image, depth = decode_pair(rgb_paths[i], depth_paths[i], max_depth, image_size)
-        return _targets(dict(image=image, depth=depth, intrinsics=k0, rgb_path=rgb_paths[i]))
+            out = dict(image=image, depth=depth, intrinsics=k0, rgb_path=rgb_paths[i], _angle=angle, _flip=flip,
+                       _g=g)
+        else:
+            image, depth = decode_checked(i)
+            depth = tf.cast(depth, tf.float32) / DEPTH_SCALE
+            out = dict(image=tf.cast(image, tf.float32), depth=tf.where(depth > max_depth, 0.0, depth),
+                       intrinsics=k0, rgb_path=rgb_paths[i])
+        if cached is None:  # decoded here: may fail
+            out["_ok"] = tf.constant(True)
+        return out
+
+    def placeholder(g, i):  # only built when load(g, i) failed: report (Python), then a dummy that is filtered out
+        done = tf.py_function(lambda r, d: bad.report_in_graph(r, d, image_size, max_depth),
+                              [rgb_paths[i], depth_paths[i]], tf.int32)
+        with tf.control_dependencies([done]):
+            out = {k: _zeros_like_spec(v) for k, v in spec.items()}
+            out["_ok"] = tf.constant(False) & tf.equal(done, 0)
+        return out
+
+    def finish(b):
+        b.pop("_ok", None)
+        return _targets(b)
 
     def crop(b):
+        b.pop("_ok", None)
         s = augment.split_seed(tf.stack([tf.constant(seed, tf.int64), _BATCH_OFFSET + b.pop("_g")[0]]), 2)
         depth = tf.cast(b["depth"], tf.float32) / DEPTH_SCALE
         depth = tf.where(depth > max_depth, 0.0, depth)
@@ -221,7 +421,17 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
         b["depth"], b["intrinsics"] = depth, k
         return _targets(b)
 
-    ds = ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    in_order = bool(deterministic) or not training  # evaluation: file order, whatever `deterministic` says
+    if cached is None:  # decoding can fail: guarded map + filter (see the module docstring)
+        spec = tf.data.Dataset.from_tensors((tf.constant(0, tf.int64), tf.constant(0, tf.int64))).map(
+            load).element_spec
+        ds = ds.map(_guarded_map(load, placeholder), num_parallel_calls=num_parallel_calls,
+                    deterministic=in_order)
+        ds = ds.filter(lambda e: e["_ok"])
+    else:
+        ds = ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    if not training:
+        ds = ds.map(finish, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if training:
         ds = ds.map(crop, num_parallel_calls=num_parallel_calls, deterministic=deterministic)

@@ -42,6 +42,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
                       "Camera fx,fy,cx,cy of the stored frames in pixels (the VNL loss gets them scaled per crop).", **d)
     flags.DEFINE_bool("cache_in_memory", False, "Decode every training frame once into host memory (small sets).", **d)
     flags.DEFINE_bool("deterministic", False, "Fixed data order + deterministic ops (slower; for reproducible runs).", **d)
+    flags.DEFINE_enum("on_bad_sample", "skip", ["skip", "fail"], "A corrupt, truncated, missing or all-invalid "
+                      "sample: skip it (named in a warning, counted in TensorBoard data/skipped_samples) or stop "
+                      "with an error naming the file.", **d)
     flags.DEFINE_integer("val_max_images", 0, "Validate on at most this many images (0 = all).", **d)
     # ---- model (litedepth_tf.registry) -----------------------------------------------------------------------
     flags.DEFINE_string("model", "student", "Model preset name in litedepth_tf.registry.MODELS.", **d)
@@ -85,11 +88,13 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_bool("checkpoint_iterator", True, "Save the data iterator position in checkpoints.", **d)
     flags.DEFINE_integer("precise_bn_batches", 20, "Before each validation and at the end, set BatchNorm statistics "
                          "to the mean over this many training batches (0 = keep the moving averages).", **d)
+    flags.DEFINE_integer("min_free_mb", 200, "Refuse to start unless --run_dir can be written and has this much "
+                         "free space (MiB).", **d)
     flags.DEFINE_integer("max_bad_steps", 5, "Abort after this many non-finite steps in a row (0 = never).", **d)
 
     positive = ("batch_size", "log_every", "keep_checkpoints")
     non_negative = ("steps", "epochs", "warmup_steps", "image_every", "eval_every", "ckpt_every", "max_bad_steps",
-                    "val_max_images", "vnl_samples", "weight_decay", "precise_bn_batches")
+                    "val_max_images", "vnl_samples", "weight_decay", "precise_bn_batches", "min_free_mb")
     for name in positive:
         flags.register_validator(name, lambda v: v is not None and v > 0, message=f"--{name} must be > 0", **d)
     for name in non_negative:
@@ -179,6 +184,7 @@ def run(f) -> dict:
     from litedepth_tf.trainer import LoopConfig, Trainer, is_chief, make_optimizer, strategy_from_name
 
     check_data_root(f.data_root, [f.train_split] + ([f.val_split] if f.val_split else []))
+    fsutil.check_writable(f.run_dir, f.min_free_mb * 2**20)  # before any data / model work
     strategy = strategy_from_name(f.strategy)
     if f.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch_size={f.batch_size} must be divisible by the {strategy.num_replicas_in_sync} "
@@ -203,11 +209,12 @@ def run(f) -> dict:
         return input_pipeline.make_dataset(
             f.data_root, f.train_split, ctx.get_per_replica_batch_size(f.batch_size), training=True,
             seed=f.seed + 1000 * ctx.input_pipeline_id, deterministic=f.deterministic, crop_sizes=crops,
-            intrinsics=intrinsics, cache_in_memory=f.cache_in_memory)
+            intrinsics=intrinsics, cache_in_memory=f.cache_in_memory, on_bad_sample=f.on_bad_sample)
 
     val_ds = None
     if f.val_split:
-        val_ds = input_pipeline.make_dataset(f.data_root, f.val_split, 1, training=False, intrinsics=intrinsics)
+        val_ds = input_pipeline.make_dataset(f.data_root, f.val_split, 1, training=False, intrinsics=intrinsics,
+                                             on_bad_sample=f.on_bad_sample)
 
     cfg = loss_config(f)
     with strategy.scope():
@@ -248,12 +255,15 @@ def run(f) -> dict:
 
 
 def main(argv):
+    from litedepth_tf.fsutil import NotWritableError
+    from litedepth_tf.input_pipeline import BadSampleError
+
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.getLogger().setLevel(logging.INFO)
     try:
         summary = run(flags.FLAGS)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, NotWritableError, BadSampleError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     best = summary.get("best_si_rmse")

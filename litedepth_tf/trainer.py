@@ -57,6 +57,7 @@ import numpy as np
 import tensorflow as tf
 
 from litedepth_tf import fsutil, tb
+from litedepth_tf.input_pipeline import skipped_samples
 from litedepth_tf.progress import progress_bar
 
 log = logging.getLogger("litedepth_tf.trainer")
@@ -354,11 +355,12 @@ class Trainer:
                     last_logs = {k: float(v.numpy()) for k, v in logs.items()}
                     scalars = {f"loss/{k}": v for k, v in last_logs.items() if k not in ("ok", "grad_norm")}
                     scalars.update({f"sigma/{k}": v for k, v in self.sigmas().items()})
+                    scalars["data/skipped_samples"] = float(skipped_samples())
                     scalars.update({"lr": self.learning_rate(), "grad_norm": last_logs["grad_norm"],
                                     "images_per_s": images / elapsed, "skipped_steps": float(self.skipped.numpy())})
                     tb.write_scalars(writer, step, scalars)
                     bar.set_postfix(loss=f"{last_logs['loss']:.4f}", img_s=f"{images / elapsed:.0f}",
-                                    skipped=int(self.skipped.numpy()))
+                                    skipped=int(self.skipped.numpy()), bad_files=skipped_samples())
                     last_logs["images_per_s"] = images / elapsed
                     t0, images = time.perf_counter(), 0
                 bar.update(1)

@@ -97,8 +97,8 @@ def test_every_malformed_file_named(root, tmp_path):
     Image.fromarray(np.zeros((480, 640), np.uint8)).save(d / "depth" / "00000.png")  # 8-bit depth
     (d / "rgb" / "00002.png").write_bytes(b"not a png at all")  # corrupt
     Image.fromarray(np.zeros((240, 320, 3), np.uint8)).save(d / "rgb" / "00003.png")  # size mismatch
-    with pytest.raises(ValueError) as e:
-        make_dataset(str(tmp_path), "x", 2, training=True)
+    with pytest.raises(ValueError) as e:  # the default on_bad_sample="skip" drops them instead: test_data_faults
+        make_dataset(str(tmp_path), "x", 2, training=True, on_bad_sample="fail")
     msg = str(e.value)
     for f in ("depth/00000.png", "rgb/00002.png", "rgb/00003.png"):
         assert os.path.join(*f.split("/")) in msg, msg
