@@ -36,7 +36,8 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     from litedepth_tf.benchmark import benchmark_model, format_table, machine_info
-    from litedepth_tf.export import atomic_write_bytes, build_deploy_from_weights
+    from litedepth_tf.export import build_deploy_from_weights
+    from litedepth_tf.fsutil import atomic_write_bytes
     from litedepth_tf.fastdepth import build_fastdepth
 
     threads = tuple(int(t) for t in FLAGS.threads)

@@ -67,25 +67,6 @@ def convert_saved_model(
     return data
 
 
-def atomic_write_bytes(path: str, data: bytes) -> str:
-    """Writes `data` to a temp file in the same folder, fsyncs, then renames over `path`."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
 def export_tflite(
     model,
     out_path: str,
@@ -104,6 +85,8 @@ def export_tflite(
         sm_dir = saved_model_dir or os.path.join(tmp, "saved_model")
         export_saved_model(model, sm_dir)
         data = convert_saved_model(sm_dir, quant, representative_images, int8_io)
+    from litedepth_tf.fsutil import atomic_write_bytes
+
     return atomic_write_bytes(out_path, data)
 
 
