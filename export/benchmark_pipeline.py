@@ -131,11 +131,9 @@ def main(argv=None):
             print(f"train step: skipped: {e}")
             res["train_step_error"] = str(e)
     if a.out:
-        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-        tmp = a.out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(res, f, indent=2)
-        os.replace(tmp, a.out)
+        from litedepth_tf.fsutil import atomic_write_text
+
+        atomic_write_text(a.out, json.dumps(res, indent=2))
         print(f"wrote {a.out}")
     return 0
 

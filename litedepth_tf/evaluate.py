@@ -103,7 +103,10 @@ def _save_png(folder, rgb_path, pred):
 
     mm = np.clip(np.round(np.asarray(pred, np.float64)[..., 0] * 1000.0), 0, 65535).astype(np.uint16)
     name = os.path.splitext(os.path.basename(rgb_path))[0] + ".png"
-    Image.fromarray(mm).save(os.path.join(folder, name))
+    from litedepth_tf.fsutil import atomic_path
+
+    with atomic_path(os.path.join(folder, name)) as tmp:  # a kill mid-write never leaves a truncated PNG
+        Image.fromarray(mm).save(tmp, format="PNG")
 
 
 def evaluate_model(path_or_model, data_root, split: str = "local_val", max_images: int = 0,

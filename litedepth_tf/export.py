@@ -23,10 +23,20 @@ QUANT_MODES = ("fp32", "fp16", "int8")
 
 
 def export_saved_model(model, saved_model_dir: str) -> str:
-    """Writes a SavedModel with a `serve` signature (Keras 3 `model.export`)."""
-    if os.path.exists(saved_model_dir):
-        shutil.rmtree(saved_model_dir)
-    model.export(saved_model_dir, format="tf_saved_model", verbose=False)
+    """Writes a SavedModel with a `serve` signature (Keras 3 `model.export`). The export goes to a hidden temp
+    folder next to `saved_model_dir` that is renamed into place when complete: a kill leaves the old folder, the
+    new one or (between the two renames) none, never a half-written SavedModel under that name."""
+    saved_model_dir = os.fspath(saved_model_dir)
+    parent, name = os.path.split(os.path.abspath(saved_model_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
+    try:
+        model.export(os.path.join(tmp, "new"), format="tf_saved_model", verbose=False)
+        if os.path.exists(saved_model_dir):
+            os.replace(saved_model_dir, os.path.join(tmp, "old"))
+        os.replace(os.path.join(tmp, "new"), saved_model_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return saved_model_dir
 
 

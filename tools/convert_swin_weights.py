@@ -246,8 +246,10 @@ def load_checkpoint(path: str):
 
 def convert_file(pth: str, out: str, preset=None, check=True) -> list:
     arrays, notes = convert_state_dict(load_checkpoint(pth), preset)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    np.savez(out, **arrays)
+    from litedepth_tf.fsutil import atomic_path
+
+    with atomic_path(out, suffix=".npz") as tmp:  # np.savez appends .npz to other names; written atomically
+        np.savez(tmp, **arrays)
     if check:  # build the encoder and load strictly: every variable present, every shape right
         from litedepth_tf.backbones.swin import build_swin_encoder, infer_preset
 
