@@ -337,7 +337,7 @@ class Trainer:
         writer = tf.summary.create_file_writer(run_dir) if chief else tf.summary.create_noop_writer()
         best_path = os.path.join(run_dir, "best_metrics.json")
         best = _read_json(best_path).get("si_rmse", math.inf) if resume else math.inf
-        step = int(self.step.numpy())
+        step = start_step = int(self.step.numpy())
         bar = progress_bar(total=total_steps, initial=step, desc="train", unit="step", disable=None if chief else True)
         t0, images, last_logs, history = time.perf_counter(), 0, {}, []
         batch, bn_iter = None, None
@@ -387,8 +387,13 @@ class Trainer:
                     t0, images = time.perf_counter(), 0  # validation time does not count in images/s
                 if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == total_steps:
                     manager.save(step)
+                    writer.flush()  # the scalars up to a checkpoint survive a kill -9 after it
                     if chief:
                         fsutil.atomic_save_weights(self.model, os.path.join(run_dir, "last.weights.h5"))
+            if chief and resume and step == start_step > 0:
+                # resumed with nothing left to train (e.g. killed after the final checkpoint, before or while
+                # writing last.weights.h5): make last.weights.h5 the final state
+                fsutil.atomic_save_weights(self.model, os.path.join(run_dir, "last.weights.h5"))
         finally:
             bar.close()
             writer.flush()
