@@ -29,6 +29,8 @@ from absl import flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGE2_STEPS = 3
 
+pytestmark = pytest.mark.slow  # end-to-end CLI runs (~70 s on a 2-core CPU); still part of `make test`
+
 
 def _flags(**kw):
     from litedepth_tf import train
