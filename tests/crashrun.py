@@ -2,6 +2,7 @@
 
     LITEDEPTH_CRASH=SPEC python tests/crashrun.py -m litedepth_tf.train --flag ...
     LITEDEPTH_CRASH=SPEC python tests/crashrun.py export/export_tflite.py --flag ...
+    LITEDEPTH_CRASH=SPEC python tests/crashrun.py -c "python code" args ...
 
 The hooks live here, not in the library, and wrap the lowest call that every write of that kind goes through:
 
@@ -102,6 +103,9 @@ def main(argv) -> None:
     if argv[:1] == ["-m"]:
         sys.argv = [argv[1], *argv[2:]]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    elif argv[:1] == ["-c"]:
+        sys.argv = ["-c", *argv[2:]]
+        exec(compile(argv[1], "<crashrun -c>", "exec"), {"__name__": "__main__"})
     else:
         sys.argv = list(argv)
         runpy.run_path(argv[0], run_name="__main__")
