@@ -116,9 +116,12 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
     """MAI metrics of a model on ``data_root/split`` (first `max_images` images; 0 = all).
 
     Returns ``{"metrics", "baseline" (None if `baseline` is False), "model", "kind", "n_images" (run),
-    "n_scored" / "n_skipped" (images with / without a valid GT pixel),
+    "n_scored" / "n_skipped" (images with / without a valid GT pixel), "bad_files" (pairs left out because a
+    file is unreadable, corrupt, of the wrong size / mode or has no valid depth pixel; each named in a warning),
     "split", "data_root", "latency_ms_mean", "first_call_ms"}``; "metrics" has `metrics.METRIC_KEYS`."""
-    from litedepth_tf.input_pipeline import list_pairs, make_dataset
+    import tensorflow as tf
+
+    from litedepth_tf.input_pipeline import BadSampleCounter, bad_sample_error, list_pairs, make_dataset
     from litedepth_tf.metrics import VALID_EPS_MM, image_metrics, mean_metrics
     from litedepth_tf.progress import progress_bar
     from litedepth_tf.trainer import evaluate_predict_fn
@@ -128,7 +131,8 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
     n_target = total if not max_images or max_images <= 0 else min(int(max_images), total)
     median, note = baseline_median(data_root, split, baseline_split, progress) if baseline else (None, None)
     predict, desc = load_predict_fn(path_or_model, model_name, num_threads)
-    dataset = make_dataset(data_root, split, 1, training=False)
+    bad_files = BadSampleCounter()  # unreadable / corrupt / all-invalid pairs: skipped, named in warnings
+    dataset = make_dataset(data_root, split, 1, training=False, bad_sample_counter=bad_files)
 
     times, skipped, base_rows = [], [0], []
 
@@ -162,6 +166,11 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
 
     try:
         metrics, _ = evaluate_predict_fn(timed, batches(), max_images=n_target, on_image=on_image)
+    except tf.errors.OpError as err:  # e.g. every pair bad: one line naming the files, not TF's op trace
+        clean = bad_sample_error(err)
+        if clean is None:
+            raise
+        raise clean from None
     finally:
         bar.close()
     steady = times[1:] if len(times) > 1 else times
@@ -172,6 +181,7 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
         "n_images": len(times),
         "n_scored": len(times) - skipped[0],
         "n_skipped": skipped[0],
+        "bad_files": sorted(bad_files.problems),
         "split": split,
         "data_root": os.fspath(data_root),
         "latency_ms_mean": 1000.0 * float(np.mean(steady)),
@@ -205,6 +215,9 @@ def format_table(report: dict) -> str:
         lines.append(f"{label:<{w}} " + " ".join(f"{fmt(m.get(k)):>8}" for k, _ in TABLE_KEYS))
     if report.get("baseline"):
         lines.append(f"baseline: {report['baseline']['source']}")
+    if report.get("bad_files"):
+        lines.append(f"{len(report['bad_files'])} bad file(s) left out (unreadable, corrupt, wrong size or mode, "
+                     "or no valid depth; named in the warnings above)")
     lines.append(f"mean latency: {report['latency_ms_mean']:.1f} ms / image on this host "
                  f"(first call {report['first_call_ms']:.0f} ms; {report['kind']})")
     return "\n".join(lines)

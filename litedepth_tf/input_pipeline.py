@@ -40,7 +40,9 @@ wrong size / mode, or whose depth map has no valid pixel (all 0 or beyond ``max_
 warning per file naming the file and the problem (logger ``litedepth_tf.input_pipeline``), and counted in
 ``BAD_SAMPLES`` (process-wide; ``skipped_samples()``, logged by the trainer as ``data/skipped_samples``) and in the
 optional per-dataset ``bad_sample_counter``. ``"fail"`` raises instead (``BadSampleError`` before the graph runs, a
-``tf.errors.OpError`` carrying the same message from inside it). Where the check happens:
+``tf.errors.OpError`` carrying the same message from inside it; ``bad_sample_error(err)`` turns that into the
+one-line ``BadSampleError``, as ``train.run`` and ``evaluate`` do). "Every sample is bad" counts only the pairs
+that passed the header checks. Where the check happens:
 
 * header problems (signature, bit depth, channels, size; 33 bytes a file) when the dataset is built;
 * ``cache_in_memory``: decode / all-invalid errors while filling the cache (the pair is left out of the cache);
@@ -58,9 +60,13 @@ text file with one sample per line, either a stem (``rgb/<stem>.png`` + ``depth/
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import os
+import re
 import secrets
+import sys
 import threading
 
 import numpy as np
@@ -148,6 +154,12 @@ class _BadSamples:
         self._lock = threading.Lock()
         self._bad = set()
 
+    def expect(self, n):
+        """The dataset's ``n`` usable pairs (after the header checks / the cache): "every sample is bad" counts
+        only failures among these, not the pairs already left out."""
+        with self._lock:
+            self.n, self._bad = n, set()
+
     def report(self, key, messages, detail=""):
         if self.mode == "fail":
             raise BadSampleError(f"bad sample in {self.where} (on_bad_sample=fail): " + "; ".join(messages) + detail)
@@ -166,6 +178,26 @@ class _BadSamples:
         r, d = rgb_path.numpy().decode(), depth_path.numpy().decode()
         self.report((r, d), diagnose_pair(r, d, size, max_depth))
         return np.int32(0)
+
+
+def bad_sample_error(err):
+    """The ``BadSampleError`` raised inside the tf.data graph that ``err`` (a ``tf.errors.OpError`` from iterating
+    the dataset) carries, as a plain ``BadSampleError`` with just its message (file and problem); ``None`` if
+    ``err`` is any other error. Callers re-raise it so that users see one line, not TensorFlow's op trace."""
+    m = re.search(r"BadSampleError: ([^\n]+)", str(err))
+    return BadSampleError(m.group(1).strip()) if m else None
+
+
+@atexit.register
+def _collect_at_exit():
+    """A tf.data iterator still alive when the interpreter shuts down is destroyed during finalization; a parallel
+    map thread inside the bad-sample ``py_function`` can then never take the GIL and the process hangs (seen
+    after an uncaught error: ``sys.last_traceback`` keeps the iterator). Dropping that traceback and collecting
+    garbage while the interpreter is still whole (atexit runs before finalization) destroys it in time."""
+    for name in ("last_exc", "last_type", "last_value", "last_traceback"):
+        if getattr(sys, name, None) is not None:
+            setattr(sys, name, None)
+    gc.collect()
 
 
 def _read_file_list(path, base):
@@ -349,7 +381,8 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
     cached = None
     if cache_in_memory and training:  # evaluation reads every file once anyway
         cached, pairs = _decode_all(pairs, image_size, max_depth, bad)
-    n = bad.n = len(pairs)
+    n = len(pairs)
+    bad.expect(n)
     shuffle = training if shuffle is None else shuffle
     repeat = (True if training else 1) if repeat is None else repeat
     drop_remainder = training if drop_remainder is None else drop_remainder

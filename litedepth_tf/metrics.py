@@ -35,6 +35,7 @@ Score: `mai_score` (see its docstring for the fitted constant C = 1/640 per seco
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -135,7 +136,8 @@ def median_train_depth(data_root, split: str = "train", max_files: int | None = 
 
     Exact, with O(65536) memory: a histogram of the uint16 values. `max_files` reads that many evenly spaced
     files; `max_depth` (metres) additionally drops deeper pixels (e.g. `constants.MAX_DEPTH` to match the input
-    pipeline's cap)."""
+    pipeline's cap). A file that cannot be decoded or has more than one channel is left out with a warning
+    naming it (as the input pipeline skips bad samples)."""
     from PIL import Image
 
     from litedepth_tf.input_pipeline import list_pairs
@@ -145,8 +147,17 @@ def median_train_depth(data_root, split: str = "train", max_files: int | None = 
     hist = np.zeros(65536, np.int64)
     for _, _, depth_path in track(pairs, desc=f"median depth ({split})", unit="file",
                                   disable=None if progress else True):
-        with Image.open(depth_path) as im:
-            a = np.asarray(im)
+        try:
+            with Image.open(depth_path) as im:
+                a = np.asarray(im)
+        except Exception as err:  # noqa: BLE001 - corrupt / truncated / huge: left out, as the input pipeline does
+            logging.getLogger("litedepth_tf.metrics").warning("median depth: skipping %s: cannot decode (%s: %s)",
+                                                              depth_path, type(err).__name__, err)
+            continue
+        if a.ndim != 2:
+            logging.getLogger("litedepth_tf.metrics").warning(
+                "median depth: skipping %s: %s array, expected a single-channel depth PNG", depth_path, a.shape)
+            continue
         if a.dtype != np.uint16:
             if a.dtype.kind not in "iu" or a.min() < 0 or a.max() > 65535:
                 raise ValueError(f"{depth_path}: expected a uint16 millimetre depth PNG, got dtype {a.dtype}")

@@ -185,6 +185,7 @@ def run(f) -> dict:
 
     check_data_root(f.data_root, [f.train_split] + ([f.val_split] if f.val_split else []))
     fsutil.check_writable(f.run_dir, f.min_free_mb * 2**20)  # before any data / model work
+    input_pipeline.BAD_SAMPLES.reset()  # data/skipped_samples counts this run's drops
     strategy = strategy_from_name(f.strategy)
     if f.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch_size={f.batch_size} must be divisible by the {strategy.num_replicas_in_sync} "
@@ -250,8 +251,14 @@ def run(f) -> dict:
                       image_every=f.image_every, eval_every=f.eval_every, ckpt_every=f.ckpt_every,
                       keep_checkpoints=f.keep_checkpoints, checkpoint_iterator=f.checkpoint_iterator, seed=f.seed,
                       val_max_images=f.val_max_images, precise_bn_batches=f.precise_bn_batches)
-    return trainer.fit(train_data, total_steps, f.run_dir, val_ds=val_ds, cfg=loop, batch_size=f.batch_size,
-                       resume=f.resume)
+    try:
+        return trainer.fit(train_data, total_steps, f.run_dir, val_ds=val_ds, cfg=loop, batch_size=f.batch_size,
+                           resume=f.resume)
+    except tf.errors.OpError as err:  # --on_bad_sample=fail inside tf.data: one line naming the file
+        clean = input_pipeline.bad_sample_error(err)
+        if clean is None:
+            raise
+        raise clean from None
 
 
 def main(argv):
