@@ -80,6 +80,29 @@ def test_non_finite_step_changes_nothing(tmp_path):
     assert not all(np.array_equal(a, b) for a, b in zip(after, state(trainer)))  # a good step trains again
 
 
+def test_inf_in_a_batch_or_only_in_the_gradient_changes_nothing():
+    """The test above has a NaN loss. Here an inf depth value, and a gradient that is non-finite while the loss
+    stays finite (sqrt at 0: value 0, derivative inf), are not applied either: the gradient-norm check catches
+    what the loss check cannot (issue 7 item 4)."""
+    trainer = make_trainer()
+
+    def extra(outputs, batch):  # a term whose value is 0 and whose gradient is inf / NaN, only on poisoned batches
+        if "poison" not in batch:
+            return {}
+        d = tf.reduce_mean(outputs["depth"])
+        return {"poison": tf.sqrt(d - tf.stop_gradient(d))}
+
+    trainer.extra_loss_fn = extra
+    trainer.train_step(tiny_batch())
+    before = state(trainer)
+    logs = trainer.train_step(tiny_batch(inf_depth=True))
+    assert float(logs["ok"]) == 0.0
+    logs = trainer.train_step(dict(tiny_batch(), poison=tf.constant(1.0)))
+    assert float(logs["ok"]) == 0.0 and np.isfinite(float(logs["loss"])) and not np.isfinite(float(logs["grad_norm"]))
+    assert all(np.array_equal(a, b) for a, b in zip(before, state(trainer)))  # weights, BN, sigmas, slots
+    assert int(trainer.skipped.numpy()) == 2 and int(trainer.optimizer.iterations.numpy()) == 1
+
+
 def test_k_bad_steps_abort_with_files_and_checkpoint(tmp_path):
     trainer = make_trainer()
     bad = tiny_batch(nan=True)
