@@ -303,10 +303,18 @@ def _decode_all(pairs, size, max_depth=MAX_DEPTH, bad=None):
 
 
 def _usable_pairs(root, split, file_list, check_files, size, bad):
-    """list_pairs, with header problems reported to ``bad`` (skip) instead of raised (fail)."""
-    if bad.mode == "fail" or not check_files:
-        return list_pairs(root, split, file_list, check=check_files, size=size)
+    """list_pairs, with header problems reported to ``bad`` (skip) or raised as one BadSampleError naming every
+    malformed file (fail)."""
     pairs, kept = list_pairs(root, split, file_list, check=False, size=size), []
+    if not check_files:
+        return pairs
+    if bad.mode == "fail":
+        problems = check_headers(pairs, size)
+        if problems:
+            raise BadSampleError(f"{len(problems)} malformed file(s) in {bad.where} (on_bad_sample=fail; run "
+                                 f"`python -m litedepth_tf.data_check {root}` for a full report):\n  "
+                                 + "\n  ".join(problems))
+        return pairs
     for pair in pairs:
         problems = header_problems(pair[1], pair[2], size)
         if problems:
