@@ -274,6 +274,16 @@ def main(argv):
                              + (" (got both)" if given else " (got neither)"))
     if not fv.data_root:
         raise app.UsageError(f"--data_root is required ({LAYOUT})")
+    from litedepth_tf.fsutil import NotWritableError, check_writable
+
+    try:  # output folders first: an unwritable one is an error now, not after the whole evaluation
+        if fv.save_predictions:
+            check_writable(fv.save_predictions, what="--save_predictions folder")
+        if fv.out:
+            check_writable(os.path.dirname(os.path.abspath(fv.out)), what="--out folder")
+    except NotWritableError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         report = evaluate_model(fv.weights or fv.tflite, fv.data_root, fv.split, fv.max_images, fv.model,
                                 baseline=fv.baseline, baseline_split=fv.baseline_split,

@@ -28,7 +28,8 @@ extensions are listed as skipped.
 
 Errors and exit status: an unreadable file is reported (naming it) and skipped, the rest is written. Exit 0 if at
 least one input was written, 1 if every input failed, 2 for a usage problem (model not loadable or with the wrong
-signature, input missing, unsupported extension, empty folder, unknown colour map); each message names the file.
+signature, input missing, unsupported extension, empty folder, unknown colour map, output folder not writable);
+each message names the file.
 """
 
 from __future__ import annotations
@@ -323,9 +324,10 @@ class Predictor:
                     written += self.video(path, stems[path])
                 else:
                     written += self.image(path, stems[path])
-            except ValueError as err:
-                failed.append((path, str(err)))
-                self.log(f"error: {err} (skipped)", file=sys.stderr)
+            except (ValueError, OSError) as err:  # OSError: a write failed (disk full, ...); named, run goes on
+                msg = str(err) if isinstance(err, ValueError) else f"cannot write the outputs of {path!r}: {err}"
+                failed.append((path, msg))
+                self.log(f"error: {msg} (skipped)", file=sys.stderr)
         return written, failed
 
 
@@ -397,6 +399,12 @@ def main(argv=None) -> int:
         if args.range_mode == "fixed" and not args.vmax > args.vmin:
             raise UsageError(f"--vmax ({args.vmax}) must be larger than --vmin ({args.vmin})")
         paths, skipped = list_inputs(args.input)
+        from litedepth_tf.fsutil import NotWritableError, check_writable
+
+        try:
+            check_writable(args.out, what="output folder")  # before the model is loaded, not at the first write
+        except NotWritableError as err:
+            raise UsageError(str(err)) from err
         from litedepth_tf.api import load
 
         try:
