@@ -179,7 +179,7 @@ def random_rotate_flip_params(seed, rotate_prob=0.5, max_degrees=2.5, flip_prob=
     return angle, tf.random.stateless_uniform([], s[2]) < flip_prob
 
 
-def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP_SIZES):
+def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP_SIZES, depth_stride=1):
     """Fused R-crop of a batch: rotate (about each element's principal point), flip, crop and resize in ONE warp.
 
     ``images`` ``[B, H, W, 3]`` (uint8 stays uint8 through the warp, other dtypes are cast to float32), ``depths`` ``[B, H, W, 1]`` metres, ``intrinsics`` ``[B, 4]``,
@@ -191,8 +191,16 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
     (equal to ``tf.image.resize(..., "bilinear")`` of the crop when not rotated). This is what keeps the input
     pipeline cheap: no full-resolution rotation, no full-resolution float image.
 
-    Returns (images float32 ``[B, ih, iw, 3]``, depths ``[B, ch, cw, 1]``, intrinsics ``[B, 4]``, (ch, cw)).
+    ``depth_stride`` s > 1 returns the depth crop subsampled as ``crop[:, ::s, ::s]`` (computed directly: only
+    those pixels are warped) with the intrinsics of that grid (``fx / s, fy / s, cx / s, cy / s``: pixel u' of the
+    subsampled grid is pixel s u' of the crop). The loss targets then cost s^2 less; the image is unchanged.
+
+    Returns (images float32 ``[B, ih, iw, 3]``, depths ``[B, ch, cw, 1]`` (``ceil(ch / s), ceil(cw / s)`` with a
+    stride), intrinsics ``[B, 4]`` of the returned depth grid, (ch, cw) the crop size).
     """
+    depth_stride = int(depth_stride)
+    if depth_stride < 1:
+        raise ValueError(f"depth_stride must be >= 1, got {depth_stride}")
     s = split_seed(seed, 3)
     crop_h, crop_w = sample_crop_size(s[0], crop_sizes)
     shape = tf.shape(depths)
@@ -219,8 +227,10 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
             images=x, transforms=transform, output_shape=out_hw, fill_value=0.0, interpolation=interpolation,
             fill_mode="CONSTANT")
 
-    t_depth = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-    depths = warp(tf.cast(depths, tf.float32), t_depth, tf.stack([crop_h, crop_w]), "NEAREST")
+    st = float(depth_stride)  # depth pixel (x', y') is crop pixel (st x', st y')
+    t_depth = tf.stack([a0 * st, a1 * st, a2, b0 * st, b1 * st, b2, zeros, zeros], axis=1)
+    depth_hw = tf.stack([crop_h + depth_stride - 1, crop_w + depth_stride - 1]) // depth_stride
+    depths = warp(tf.cast(depths, tf.float32), t_depth, depth_hw, "NEAREST")
     ih, iw = image_size_for_crop(crop_h, crop_w)
     sx = tf.cast(crop_w, tf.float32) / tf.cast(iw, tf.float32)
     sy = tf.cast(crop_h, tf.float32) / tf.cast(ih, tf.float32)
@@ -232,7 +242,7 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
     # uint8 frames are warped as uint8 (no full-resolution float copy; the interpolated value is rounded)
     images = tf.cast(warp(images, t_image, tf.stack([ih, iw]), "BILINEAR"), tf.float32)
     cx_new = tf.where(flips, wf - 1.0 - cx, cx) - oxf
-    intrinsics = tf.stack([fx, fy, cx_new, cy - oyf], axis=-1)
+    intrinsics = tf.stack([fx, fy, cx_new, cy - oyf], axis=-1) / st
     return images, depths, intrinsics, (crop_h, crop_w)
 
 

@@ -355,7 +355,7 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
                  rotate_prob=0.5, max_rotate_degrees=2.5, flip_prob=0.5, color_prob=1.0,
                  image_size=(INPUT_HEIGHT, INPUT_WIDTH), drop_remainder=None, check_files=True,
                  cache_in_memory=False, num_parallel_calls=AUTOTUNE, prefetch=AUTOTUNE, on_bad_sample="skip",
-                 bad_sample_counter=None):
+                 bad_sample_counter=None, depth_stride=1):
     """Build the dataset (see the module docstring).
 
     Args:
@@ -382,6 +382,9 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
       on_bad_sample: "skip" (drop, warn once per file, count) or "fail" (raise naming the file); see the module
         docstring.
       bad_sample_counter: optional ``BadSampleCounter`` that also records this dataset's drops.
+      depth_stride: training only: the depth targets (and ``valid``, ``grad_x/y``, ``intrinsics``) on every
+        ``depth_stride``-th pixel of the R-crop instead of all of them (1 = native crop resolution, the paper's
+        recipe). The losses cost ~stride^2 less; the network input is unchanged.
     """
     where = os.path.normpath(os.path.join(root, split)) if split else os.path.normpath(root)
     bad = _BadSamples(on_bad_sample, where if file_list is None else f"{where} ({file_list})", bad_sample_counter)
@@ -457,7 +460,8 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
         depth = tf.cast(b["depth"], tf.float32) / DEPTH_SCALE
         depth = tf.where(depth > max_depth, 0.0, depth)
         image, depth, k, _ = augment.rcrop_batch(b["image"], depth, b["intrinsics"], b.pop("_angle"),
-                                                 b.pop("_flip"), s[0], crop_sizes)
+                                                 b.pop("_flip"), s[0], crop_sizes,
+                                                 depth_stride=depth_stride)
         b["image"] = augment.color_augment(image, s[1], prob=color_prob)
         b["depth"], b["intrinsics"] = depth, k
         return _targets(b)

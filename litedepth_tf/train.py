@@ -40,6 +40,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
                       "R-crop sizes HxW at the original 480x640 resolution (one drawn per batch).", **d)
     flags.DEFINE_list("intrinsics", ["518.8579", "519.4696", "320.0", "240.0"],
                       "Camera fx,fy,cx,cy of the stored frames in pixels (the VNL loss gets them scaled per crop).", **d)
+    flags.DEFINE_integer("depth_stride", 1, "Loss targets on every n-th pixel of the R-crop's depth (1 = native crop "
+                         "resolution, the paper; 2 = 4x fewer loss pixels, used by the CPU demo).", lower_bound=1, **d)
     flags.DEFINE_bool("cache_in_memory", False, "Decode every training frame once into host memory (small sets).", **d)
     flags.DEFINE_bool("deterministic", False, "Fixed data order + deterministic ops (slower; for reproducible runs).", **d)
     flags.DEFINE_enum("on_bad_sample", "skip", ["skip", "fail"], "A corrupt, truncated, missing or all-invalid "
@@ -210,7 +212,8 @@ def run(f) -> dict:
         return input_pipeline.make_dataset(
             f.data_root, f.train_split, ctx.get_per_replica_batch_size(f.batch_size), training=True,
             seed=f.seed + 1000 * ctx.input_pipeline_id, deterministic=f.deterministic, crop_sizes=crops,
-            intrinsics=intrinsics, cache_in_memory=f.cache_in_memory, on_bad_sample=f.on_bad_sample)
+            intrinsics=intrinsics, cache_in_memory=f.cache_in_memory, on_bad_sample=f.on_bad_sample,
+            depth_stride=f.depth_stride)
 
     val_ds = None
     if f.val_split:

@@ -281,3 +281,49 @@ def test_fused_equals_step_by_step():
         ri = tf.image.resize(ri, [ih, iw]).numpy()
         if angle == 0:
             np.testing.assert_allclose(fi.numpy(), ri, atol=0.51)  # uint8 warp rounds
+
+
+def backproject(depth, k):
+    """[H, W, 3] camera-frame points of a depth map [H, W] with intrinsics fx, fy, cx, cy."""
+    v, u = np.mgrid[0:depth.shape[0], 0:depth.shape[1]].astype(np.float64)
+    fx, fy, cx, cy = np.asarray(k, np.float64)
+    return np.stack([(u - cx) * depth / fx, (v - cy) * depth / fy, depth], -1)
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_depth_stride_is_the_subsampled_crop(stride):
+    """rcrop_batch(depth_stride=s): depth == the stride-1 crop[::s, ::s], same image, and intrinsics of the
+    subsampled grid: every pixel back-projects to the same 3-D point as its stride-1 pixel (what VNL uses)."""
+    rgb, dmm = radial_frame()
+    image = tf.constant(rgb)[None]
+    depth = tf.constant(dmm[..., None], tf.float32)[None] / 1000.0
+    for angle, flipped in ((0.0, False), (0.03, True)):
+        args = (image, depth, K[None], tf.constant([angle]), tf.constant([flipped]), [5, int(flipped)])
+        i1, d1, k1, hw1 = augment.rcrop_batch(*args)
+        i2, d2, k2, hw2 = augment.rcrop_batch(*args, depth_stride=stride)
+        assert [int(x) for x in hw1] == [int(x) for x in hw2]
+        np.testing.assert_array_equal(i2.numpy(), i1.numpy())
+        sub = d1.numpy()[:, ::stride, ::stride]
+        assert d2.shape == sub.shape
+        assert (d2.numpy() == sub).mean() > 0.999  # nearest sampling: equal up to rare float ties
+        np.testing.assert_allclose(k2.numpy(), k1.numpy() / stride, rtol=1e-6)
+        p1 = backproject(d1.numpy()[0, ..., 0], k1.numpy()[0])[::stride, ::stride]
+        p2 = backproject(d2.numpy()[0, ..., 0], k2.numpy()[0])
+        same = (d2.numpy()[0, ..., 0] == sub[0, ..., 0]) & (sub[0, ..., 0] > 0)
+        np.testing.assert_allclose(p2[same], p1[same], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="depth_stride"):
+        augment.rcrop_batch(*args, depth_stride=0)
+
+
+def test_pipeline_depth_stride(root):
+    """Through tf.data: the same batches as stride 1, the targets on every 2nd pixel, grad NaNs and valid
+    recomputed on that grid."""
+    a = pipeline_batches(root, "radial", n_batches=2, seed=3)
+    b = pipeline_batches(root, "radial", n_batches=2, seed=3, depth_stride=2)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(y["image"], x["image"])
+        assert (y["depth"] == x["depth"][:, ::2, ::2]).mean() > 0.999
+        np.testing.assert_allclose(y["intrinsics"], x["intrinsics"] / 2, rtol=1e-6)
+        np.testing.assert_array_equal(y["valid"], (y["depth"] > 0).astype(np.float32))
+        for e in elements([y]):
+            check_grad_nans(e["depth"], e["grad_x"], e["grad_y"])
