@@ -80,11 +80,11 @@ class NotWritableError(OSError):
     """A folder where a run must write cannot be written, or has too little free space."""
 
 
-def check_writable(folder, min_free_bytes: int = 0, what: str = "run directory") -> str:
+def check_writable(folder, min_free_bytes: int = 0, what: str = "run directory", space_hint: str = "") -> str:
     """Creates ``folder``, writes + fsyncs + removes a probe file there, and checks that at least
     ``min_free_bytes`` are free on its file system. Raises NotWritableError naming the folder (``what`` it is, and
-    the free and needed space) so a run fails at start-up, not at its first checkpoint hours later. Returns the
-    folder."""
+    the free and needed space, then ``space_hint``, e.g. the flag that sets the minimum) so a run fails at start-up,
+    not at its first checkpoint hours later. Returns the folder."""
     import shutil
 
     folder = os.fspath(folder)
@@ -101,6 +101,5 @@ def check_writable(folder, min_free_bytes: int = 0, what: str = "run directory")
     free = shutil.disk_usage(folder).free
     if free < min_free_bytes:
         raise NotWritableError(f"not enough free space for the {what} {folder!r}: {free / 2**20:.0f} MiB "
-                               f"free, at least {min_free_bytes / 2**20:.0f} MiB needed"
-                               + (" (--min_free_mb)" if what == "run directory" else ""))
+                               f"free, at least {min_free_bytes / 2**20:.0f} MiB needed{space_hint}")
     return folder

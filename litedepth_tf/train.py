@@ -41,7 +41,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_list("intrinsics", ["518.8579", "519.4696", "320.0", "240.0"],
                       "Camera fx,fy,cx,cy of the stored frames in pixels (the VNL loss gets them scaled per crop).", **d)
     flags.DEFINE_integer("depth_stride", 1, "Loss targets on every n-th pixel of the R-crop's depth (1 = native crop "
-                         "resolution, the paper; 2 = 4x fewer loss pixels, used by the CPU demo).", lower_bound=1, **d)
+                         "resolution, the paper; s = s^2 fewer loss pixels; the CPU demo uses 4).", lower_bound=1, **d)
     flags.DEFINE_bool("cache_in_memory", False, "Decode every training frame once into host memory (small sets).", **d)
     flags.DEFINE_bool("deterministic", False, "Fixed data order + deterministic ops (slower; for reproducible runs).", **d)
     flags.DEFINE_enum("on_bad_sample", "skip", ["skip", "fail"], "A corrupt, truncated, missing or all-invalid "
@@ -186,7 +186,7 @@ def run(f) -> dict:
     from litedepth_tf.trainer import LoopConfig, Trainer, is_chief, make_optimizer, strategy_from_name
 
     check_data_root(f.data_root, [f.train_split] + ([f.val_split] if f.val_split else []))
-    fsutil.check_writable(f.run_dir, f.min_free_mb * 2**20)  # before any data / model work
+    fsutil.check_writable(f.run_dir, f.min_free_mb * 2**20, space_hint=" (--min_free_mb)")  # before any work
     input_pipeline.BAD_SAMPLES.reset()  # data/skipped_samples counts this run's drops
     strategy = strategy_from_name(f.strategy)
     if f.batch_size % strategy.num_replicas_in_sync:
