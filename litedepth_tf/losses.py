@@ -14,6 +14,9 @@ valid is propagated (the trainer then skips the step) rather than silently dropp
    unbiased one; the two differ by a factor n / (n - 1), n ~ 1e5 pixels). With ``pred = k * gt`` the loss is
    exactly ``sqrt(lambda) * |log k|``. The square root is taken as ``where(D > 0, sqrt(D), 0)`` so that its
    gradient is 0, not inf, at D = 0 (pred == gt).
+   ``si_per_image=True`` (not the paper's): the same per image, then the mean over the images that have a valid
+   pixel, the way the MAI si-RMSE is scored; pooled, ``Var(g)`` also holds the spread of the per-image log-scale
+   errors between the images of a batch.
 
 2. Gradient loss: forward differences of the prediction, ``p[x+1] - p[x]`` and ``p[y+1] - p[y]``, against the
    batch's ``grad_x`` / ``grad_y`` targets (NaN where either pixel is invalid); mean absolute error over the
@@ -63,6 +66,7 @@ TERMS = ("si", "grad", "vnl", "robust")
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
     si_lambda: float = 0.15
+    si_per_image: bool = False  # False: one Var/mean over the batch's valid pixels (the authors' SigLoss)
     robust_alpha: float = 1.0
     robust_c: float = 2.0  # metres
     vnl_samples: int = 2000  # triplets per image
@@ -96,14 +100,23 @@ def _safe_sqrt(x: tf.Tensor) -> tf.Tensor:
     return tf.where(positive, tf.sqrt(tf.where(positive, x, 1.0)), 0.0)
 
 
-def si_log_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, lam: float = 0.15) -> tf.Tensor:
-    """sqrt(Var(g) + lam * mean(g)^2), g = log(pred) - log(gt) over the batch's valid pixels."""
+def si_log_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, lam: float = 0.15,
+                per_image: bool = False) -> tf.Tensor:
+    """sqrt(Var(g) + lam * mean(g)^2), g = log(pred) - log(gt) over the batch's valid pixels; with
+    `per_image`, over each image's valid pixels, then the mean over the images that have any."""
     depth = tf.cast(depth, tf.float32)
     pred, mask = resize_to(pred, depth), _mask(valid)
     g = tf.where(mask, tf.math.log(tf.where(mask, pred, 1.0)) - tf.math.log(tf.where(mask, depth, 1.0)), 0.0)
-    mean = _masked_mean(g, mask)
-    var = _masked_mean(tf.square(g - mean), mask)
-    return _safe_sqrt(var + lam * tf.square(mean))
+    if not per_image:
+        mean = _masked_mean(g, mask)
+        var = _masked_mean(tf.square(g - mean), mask)
+        return _safe_sqrt(var + lam * tf.square(mean))
+    count = tf.reduce_sum(tf.cast(mask, tf.float32), axis=[1, 2, 3], keepdims=True)
+    mean = tf.reduce_sum(g, axis=[1, 2, 3], keepdims=True) / tf.maximum(count, 1.0)
+    var = tf.reduce_sum(tf.where(mask, tf.square(g - mean), 0.0), axis=[1, 2, 3], keepdims=True) / tf.maximum(count, 1.0)
+    has = tf.cast(count > 0, tf.float32)
+    per = _safe_sqrt(var + lam * tf.square(mean)) * has
+    return tf.reduce_sum(per) / tf.maximum(tf.reduce_sum(has), 1.0)
 
 
 def gradient_loss(pred: tf.Tensor, grad_x: tf.Tensor, grad_y: tf.Tensor) -> tf.Tensor:
@@ -212,7 +225,7 @@ def compute_losses(pred: tf.Tensor, batch: dict, seed: tf.Tensor, cfg: LossConfi
     depth, valid = tf.cast(batch["depth"], tf.float32), tf.cast(batch["valid"], tf.float32)
     pred = resize_to(pred, depth)
     return {
-        "si": si_log_loss(pred, depth, valid, cfg.si_lambda),
+        "si": si_log_loss(pred, depth, valid, cfg.si_lambda, cfg.si_per_image),
         "grad": gradient_loss(pred, batch["grad_x"], batch["grad_y"]),
         "vnl": vnl_loss(pred, depth, valid, batch["intrinsics"], seed, cfg.vnl_samples, cfg.vnl_cos,
                         cfg.vnl_min_diff, cfg.vnl_trim),

@@ -61,6 +61,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_enum("loss_weighting", "dynamic", ["dynamic", "fixed"],
                       "dynamic: learnable sigmas (L = sum 0.5/s^2 L_i + log(1+s^2)); fixed: 1, 0.25, 2.5, 0.6.", **d)
     flags.DEFINE_float("si_lambda", 0.15, "Scale-invariant loss: sqrt(Var(g) + lambda * mean(g)^2).", **d)
+    flags.DEFINE_bool("si_per_image", False, "Scale-invariant loss per image, then the mean over the batch "
+                      "(default: one Var/mean over all valid pixels of the batch, as the authors' SigLoss).", **d)
     flags.DEFINE_float("robust_alpha", 1.0, "Barron robust loss alpha.", **d)
     flags.DEFINE_float("robust_c", 2.0, "Barron robust loss scale c.", **d)
     flags.DEFINE_integer("vnl_samples", 0, "VNL point triplets per image (0 = the losses module's default).", **d)
@@ -162,7 +164,7 @@ def loss_config(f):
     """LossConfig from the loss flags (only the fields the losses module defines)."""
     from litedepth_tf import losses
 
-    wanted = dict(si_lambda=f.si_lambda, robust_alpha=f.robust_alpha, robust_c=f.robust_c)
+    wanted = dict(si_lambda=f.si_lambda, si_per_image=f.si_per_image, robust_alpha=f.robust_alpha, robust_c=f.robust_c)
     if f.vnl_samples:
         wanted["vnl_samples"] = f.vnl_samples
     names = {fld.name for fld in dataclasses.fields(losses.LossConfig)}

@@ -113,6 +113,41 @@ def test_si_scale_invariance(k):
     assert got == pytest.approx(math.sqrt(0.15) * abs(math.log(k)), rel=1e-5)
 
 
+@pytest.mark.parametrize("lam", [0.15, 0.5])
+def test_si_per_image_is_the_mean_over_images_with_valid_pixels(lam):
+    pred, depth, valid = small_case(5, (3, 4, 6, 1))
+    depth[1], valid[1] = 0.0, 0.0  # an image with no valid pixel is left out of the mean, not counted as 0
+    got = float(losses.si_log_loss(tf.constant(pred), tf.constant(depth), tf.constant(valid), lam, per_image=True))
+    want = np.mean([np_si(pred[i:i + 1], depth[i:i + 1], valid[i:i + 1], lam) for i in (0, 2)])
+    assert got == pytest.approx(want, rel=1e-5)
+    pooled = float(losses.si_log_loss(tf.constant(pred), tf.constant(depth), tf.constant(valid), lam))
+    assert pooled == pytest.approx(np_si(pred, depth, valid, lam), rel=1e-5) and abs(pooled - got) > 1e-3
+
+
+def test_si_per_image_ignores_a_scale_per_image_up_to_lambda():
+    """Each image scaled by its own k: per image the loss is sqrt(lam)|log k| averaged; pooled it also sees the
+    spread of the log k between images."""
+    _, depth, valid = small_case(6, (2, 4, 6, 1))
+    ks = np.array([0.5, 2.0], "f4").reshape(2, 1, 1, 1)
+    pred = np.where(valid > 0, ks * depth, 1.0).astype("f4")
+    per = float(losses.si_log_loss(tf.constant(pred), tf.constant(depth), tf.constant(valid), per_image=True))
+    assert per == pytest.approx(math.sqrt(0.15) * math.log(2.0), rel=1e-5)
+    pooled = float(losses.si_log_loss(tf.constant(pred), tf.constant(depth), tf.constant(valid)))
+    assert pooled == pytest.approx(np_si(pred, depth, valid), rel=1e-5) and pooled > per + 0.1
+
+
+def test_si_per_image_empty_batch_and_gradients_finite():
+    pred, depth, _ = small_case(4)
+    for d in (np.zeros_like(depth), depth, np.where(depth > 0, pred, 0.0).astype("f4")):
+        p = tf.Variable(pred)
+        with tf.GradientTape() as tape:
+            value = losses.si_log_loss(p, tf.constant(d), tf.constant((d > 0).astype("f4")), per_image=True)
+        grad = tape.gradient(value, p).numpy()
+        assert np.isfinite(float(value)) and np.isfinite(grad).all()
+        if not d.any():
+            assert float(value) == 0.0 and not grad.any()
+
+
 def test_pred_is_resized_to_the_depth_resolution():
     rng = np.random.default_rng(3)
     depth = rng.uniform(1, 5, (2, 240, 384, 1)).astype("f4")
