@@ -60,3 +60,16 @@ def test_generate_layout_determinism_and_reuse(tmp_path, capsys):
     os.remove(one / "train" / "rgb" / "00002.png")
     man = synthetic.ensure_synthetic(str(one), 3, 1, seed=4, workers=1, progress=False)
     assert not man.get("reused") and (one / "train" / "rgb" / "00002.png").exists()
+
+
+def test_fewer_frames_into_a_used_folder_leaves_exactly_those(tmp_path):
+    root = tmp_path / "set"
+    synthetic.generate(str(root), 3, 2, seed=4, workers=1, progress=False)
+    keep = (root / "train" / "rgb" / "notes.png")  # not a generator frame name: left alone
+    keep.write_bytes(b"x")
+    first = read_tree(root)
+    synthetic.generate(str(root), 1, 1, seed=4, workers=1, progress=False)
+    now = read_tree(root)
+    assert sorted(now) == sorted([os.path.join("train", "rgb", "notes.png")] + [
+        os.path.join(s, k, "00000.png") for s in ("train", "local_val") for k in ("rgb", "depth")])
+    assert all(now[k] == first[k] for k in now)  # the kept frames are the same bytes

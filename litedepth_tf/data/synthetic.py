@@ -507,6 +507,18 @@ def _work(args):
     return write_frame(*args)
 
 
+def _remove_frames_beyond(out_dir: str, counts: dict) -> None:
+    """Delete ``NNNNN.png`` frames with index >= the split's new count (left by an earlier, larger run), so the
+    folder holds exactly the frames asked for: the pipeline pairs every file it finds."""
+    for split, n in counts.items():
+        for sub in ("rgb", "depth"):
+            folder = os.path.join(out_dir, split, sub)
+            for name in os.listdir(folder):
+                stem, ext = os.path.splitext(name)
+                if ext == ".png" and len(stem) == 5 and stem.isdigit() and int(stem) >= n:
+                    os.remove(os.path.join(folder, name))
+
+
 def generate(out_dir: str, n_train: int, n_val: int, seed: int = 0, workers: int | None = None,
              progress: bool = True) -> dict:
     """Write the data set; returns the manifest dict (with ``seconds`` and ``frames_per_second``)."""
@@ -520,6 +532,7 @@ def generate(out_dir: str, n_train: int, n_val: int, seed: int = 0, workers: int
     man_path = os.path.join(out_dir, MANIFEST)
     if os.path.exists(man_path):
         os.remove(man_path)
+    _remove_frames_beyond(out_dir, {"train": n_train, "local_val": n_val})
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     t0 = time.perf_counter()
     bar = progress_bar(total=len(jobs), desc="synthetic frames", unit="frame", disable=not progress)
