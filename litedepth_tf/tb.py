@@ -8,6 +8,10 @@ Panels (each `[1, H, W, 3]` uint8 at the GT's resolution):
   `<tag>/rgb`, `<tag>/gt` and `<tag>/pred` (magma, the same [vmin, vmax] for both: the 2nd..98th percentile of the
   valid GT, so colours are comparable), `<tag>/abs_rel_error` (|pred - gt| / gt on valid pixels, 0..0.5 -> black
   to white through inferno; invalid GT pixels are drawn blue).
+
+Headless check of a run's panels (the four side by side, read back from the event files, written as one PNG):
+
+    python -m litedepth_tf.tb --logdir runs/demo --tag val --step 3600 --out docs/tensorboard_val_3600.png
 """
 
 from __future__ import annotations
@@ -117,3 +121,61 @@ def read_events(log_dir) -> dict:
                     item = float(value.simple_value)
                 out.setdefault(value.tag, []).append((event.step, item))
     return out
+
+
+PANELS = ("rgb", "gt", "pred", "abs_rel_error")
+
+
+def read_panels(log_dir, tag: str, step: int | None = None) -> tuple[int, dict]:
+    """(step, {panel: HxWx3 uint8}) of the `<tag>/<panel>` images in the event files under `log_dir`, at `step`
+    (None: the last step that has all four). Raises ValueError naming what is missing."""
+    import glob
+    import os
+
+    found: dict = {}
+    paths = sorted(glob.glob(os.path.join(os.fspath(log_dir), "**", "events.out.tfevents.*"), recursive=True))
+    if not paths:
+        raise ValueError(f"{log_dir}: no TensorBoard event files")
+    for path in paths:
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                t, _, name = value.tag.partition("/")
+                if t == tag and name in PANELS and value.HasField("tensor"):
+                    png = tf.make_ndarray(value.tensor)[2]  # [width, height, png bytes...]
+                    found.setdefault(event.step, {})[name] = tf.io.decode_png(png, channels=3).numpy()
+    complete = sorted(s for s, p in found.items() if len(p) == len(PANELS))
+    if step is None and complete:
+        step = complete[-1]
+    if step not in complete:
+        raise ValueError(f"{log_dir}: no complete '{tag}/*' panels at step {step}; steps with all four: {complete}")
+    return step, found[step]
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    from litedepth_tf.fsutil import atomic_write_bytes
+
+    ap = argparse.ArgumentParser(description="Write a run's TensorBoard depth panels (RGB | GT | prediction | "
+                                             "abs-rel error) side by side as one PNG.")
+    ap.add_argument("--logdir", required=True, help="run directory (event files anywhere below it)")
+    ap.add_argument("--tag", default="val", help="panel group: val or train")
+    ap.add_argument("--step", type=int, default=None, help="default: the last step with all four panels")
+    ap.add_argument("--out", required=True, help="PNG to write (atomically)")
+    args = ap.parse_args(argv)
+    try:
+        step, panels = read_panels(args.logdir, args.tag, args.step)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    h = max(p.shape[0] for p in panels.values())
+    row = np.concatenate([np.pad(panels[n], ((0, h - panels[n].shape[0]), (0, 4), (0, 0)), constant_values=255)
+                          for n in PANELS], axis=1)[:, :-4]
+    atomic_write_bytes(args.out, tf.io.encode_png(row).numpy())
+    print(f"{args.out}: {args.tag} panels {' | '.join(PANELS)} at step {step}, {row.shape[1]}x{row.shape[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
