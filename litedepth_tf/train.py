@@ -43,7 +43,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_integer("depth_stride", 1, "Loss targets on every n-th pixel of the R-crop's depth (1 = native crop "
                          "resolution, the paper; s = s^2 fewer loss pixels; the CPU demo uses 4).", lower_bound=1, **d)
     flags.DEFINE_bool("cache_in_memory", False, "Decode every training frame once into host memory (small sets).", **d)
-    flags.DEFINE_bool("deterministic", False, "Fixed data order + deterministic ops (slower; for reproducible runs).", **d)
+    flags.DEFINE_bool("deterministic", False, "Fixed data order + deterministic ops: the same run gives the same "
+                      "weights on the same machine (may be slower; the CPU demo measured the same step rate).", **d)
     flags.DEFINE_enum("on_bad_sample", "skip", ["skip", "fail"], "A corrupt, truncated, missing or all-invalid "
                       "sample: skip it (named in a warning, counted in TensorBoard data/skipped_samples) or stop "
                       "with an error naming the file.", **d)
@@ -73,7 +74,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_integer("warmup_steps", 1500, "Linear warm-up iterations.", **d)
     flags.DEFINE_float("warmup_ratio", 1e-4, "Warm-up starts at lr * warmup_ratio.", **d)
     flags.DEFINE_float("lr_power", 0.9, "Poly decay power.", **d)
-    flags.DEFINE_float("adam_epsilon", 1e-3, "Adam epsilon.", **d)
+    flags.DEFINE_float("adam_epsilon", 1e-3, "Adam epsilon (paper: 1e-3; the random-init CPU demo uses 1e-6).", **d)
     flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (only with --optimizer=adamw).", **d)
     flags.DEFINE_float("clip_norm", 35.0, "Global gradient-norm clip.", **d)
     # ---- run (litedepth_tf.trainer) --------------------------------------------------------------------------
