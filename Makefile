@@ -30,10 +30,13 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(MAKE) --no-print-directory data train evaluate export quant-report benchmark middlebury
 
-# Generated once, reused while $(DATA)/.complete exists.
-data: $(DATA)/.complete
-$(DATA)/.complete: $(STAMP)
-	$(PY) -m litedepth_tf.data.synthetic --out $(DATA) --train 400 --val 40 --seed 0
+# Generated once, reused while the stamp for these counts exists (other counts: generated again).
+DATA_ARGS := --train 400 --val 200 --seed 0
+DATA_STAMP := $(DATA)/.complete$(subst $() ,,$(DATA_ARGS))
+data: $(DATA_STAMP)
+$(DATA_STAMP): $(STAMP)
+	rm -f $(DATA)/.complete*
+	$(PY) -m litedepth_tf.data.synthetic --out $(DATA) $(DATA_ARGS)
 	$(PY) -m litedepth_tf.data_check $(DATA)
 	touch $@
 
