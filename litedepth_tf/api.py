@@ -164,11 +164,11 @@ class DepthModel:
 def _keras_runner(path, preset):
     import tensorflow as tf
 
-    from litedepth_tf.model import build_deploy_model
+    from litedepth_tf.model import build_deploy_model, can_merge_normalization
     from litedepth_tf.registry import build_model
 
     train_view = build_model(preset, weights=path)
-    deploy = build_deploy_model(train_view, merge_normalization=(preset == "student"))
+    deploy = build_deploy_model(train_view, merge_normalization=can_merge_normalization(train_view))
     fn = tf.function(lambda x: deploy(x, training=False), reduce_retracing=True)
     return lambda x: fn(tf.constant(x)).numpy()
 

@@ -54,7 +54,7 @@ def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int
     import keras
     import tensorflow as tf
 
-    from litedepth_tf.model import build_deploy_model
+    from litedepth_tf.model import build_deploy_model, can_merge_normalization
 
     if isinstance(path_or_model, (str, os.PathLike)):
         path = os.fspath(path_or_model)
@@ -70,11 +70,12 @@ def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int
         from litedepth_tf.registry import get_builder
 
         model = get_builder(model_name)(weights=path)
-        deploy = build_deploy_model(model, merge_normalization=True)
+        deploy = build_deploy_model(model, merge_normalization=can_merge_normalization(model))
         desc = {"model": path, "kind": "keras", "model_name": model_name}
     elif isinstance(path_or_model, keras.Model):
         model = path_or_model
-        deploy = build_deploy_model(model, merge_normalization=True) if isinstance(model.output, dict) else model
+        deploy = (build_deploy_model(model, merge_normalization=can_merge_normalization(model))
+                  if isinstance(model.output, dict) else model)
         desc = {"model": f"<keras.Model {model.name}>", "kind": "keras"}
     elif callable(path_or_model):
         return path_or_model, {"model": repr(path_or_model), "kind": "callable"}

@@ -61,8 +61,21 @@ def _merged_copy(train_model: keras.Model) -> keras.Model:
     return model
 
 
+def can_merge_normalization(train_model: keras.Model) -> bool:
+    """Whether the normalisation can be folded into the model's first conv: the student (MobileNetV3 encoder with
+    its first conv named `conv`) can; the Swin teachers (patch embedding + LayerNorm) cannot."""
+    try:
+        train_model.get_layer(ENCODER_NAME).get_layer("conv")
+    except ValueError:
+        return False
+    return True
+
+
 def build_deploy_model(train_model: keras.Model, merge_normalization: bool = True, name="litedepth") -> keras.Model:
     """[1, 480, 640, 3] raw RGB float32 -> [1, 480, 640, 1] depth in metres."""
+    if merge_normalization and not can_merge_normalization(train_model):
+        raise ValueError(f"model {train_model.name!r}: the normalisation can only be merged into the student's first "
+                         "conv; build its deploy view with merge_normalization=False")
     core = _merged_copy(train_model) if merge_normalization else train_model
     inputs = keras.Input(shape=(INPUT_HEIGHT, INPUT_WIDTH, 3), batch_size=1, name="image")
     small = ops.image.resize(inputs, (NET_HEIGHT, NET_WIDTH), interpolation="bilinear")

@@ -38,3 +38,12 @@ def random_student(seed: int = 0):
     randomize_batchnorm(model, seed)
     make_depth_nontrivial(model)
     return model
+
+
+def synthetic_root(tmp_path_factory, name: str, n_train: int, n_val: int, seed: int) -> str:
+    """A small synthetic MAI-layout set in a fresh temp folder (for module-scoped `data_root` fixtures)."""
+    from litedepth_tf.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp(name)
+    generate(str(root), n_train, n_val, seed=seed, workers=1, progress=False)
+    return str(root)

@@ -72,6 +72,32 @@ def test_tflite_matches_keras_weights(files):
         assert tfl_rep["metrics"][k] == pytest.approx(keras_rep["metrics"][k], abs=1e-3), k
 
 
+def test_teacher_weights_evaluate_through_the_unmerged_deploy_view(files, tmp_path):
+    """A Swin teacher has no first conv to fold the normalisation into: evaluate builds its deploy view unmerged
+    (it used to fail with "No such layer: conv"); asking for a merge names the problem."""
+    import keras
+    import tensorflow as tf
+
+    from litedepth_tf.evaluate import evaluate_model, load_predict_fn
+    from litedepth_tf.model import build_deploy_model, build_student, can_merge_normalization
+    from litedepth_tf.registry import build_model
+
+    keras.utils.set_random_seed(3)
+    teacher = build_model("teacher_swin_micro")
+    path = str(tmp_path / "teacher.weights.h5")
+    teacher.save_weights(path)
+    assert not can_merge_normalization(teacher) and can_merge_normalization(build_student())
+    with pytest.raises(ValueError, match="merge_normalization=False"):
+        build_deploy_model(teacher, merge_normalization=True)
+    rep = evaluate_model(path, files["root"], "local_val", model_name="teacher_swin_micro", baseline=False,
+                         progress=False)
+    assert rep["n_images"] == 3 and all(math.isfinite(v) for v in rep["metrics"].values())
+    image = tf.random.uniform([1, 480, 640, 3], 0, 255, seed=1)
+    want = build_deploy_model(teacher, merge_normalization=False)(image, training=False)
+    got = load_predict_fn(path, "teacher_swin_micro")[0](image)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
+
+
 def test_cli_tflite_and_max_images(files):
     out = str(files["tmp"] / "eval_tfl.json")
     r = _cli("--tflite", files["tflite"], "--data_root", files["root"], "--max_images", "2", "--nobaseline",

@@ -35,6 +35,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import synthetic_root
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRASHRUN = os.path.join(REPO, "tests", "crashrun.py")
 STEPS = 8
@@ -44,11 +46,7 @@ KILL_DELAY = random.Random(8).uniform(0.0, 0.3)
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from litedepth_tf.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("kill_data")
-    generate(str(root), 6, 1, seed=4, workers=1, progress=False)
-    return str(root)
+    return synthetic_root(tmp_path_factory, "kill_data", 6, 1, seed=4)
 
 
 def _cmd(data_root, run_dir, resume=False, crash=None):

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import synthetic_root
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
 
@@ -31,11 +33,7 @@ def free_ports(n):
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from litedepth_tf.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("mw_data")
-    generate(str(root), 4, 1, seed=2, workers=1, progress=False)
-    return str(root)
+    return synthetic_root(tmp_path_factory, "mw_data", 4, 1, seed=2)
 
 
 def test_two_workers_end_with_identical_weights(data_root, tmp_path):

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from tests.helpers import synthetic_root
 from tests.test_kill_resume import _scalars
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,11 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from litedepth_tf.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("repro_data")
-    generate(str(root), 4, 1, seed=6, workers=1, progress=False)
-    return str(root)
+    return synthetic_root(tmp_path_factory, "repro_data", 4, 1, seed=6)
 
 
 def _train(data_root, run_dir):

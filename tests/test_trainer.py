@@ -15,17 +15,14 @@ import tensorflow as tf
 from litedepth_tf import tb
 from litedepth_tf.model import build_student
 from litedepth_tf.trainer import LoopConfig, NonFiniteError, Trainer
+from tests.helpers import synthetic_root
 
 CROP = ((240, 384),)  # -> 64x96 network input
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from litedepth_tf.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("trainer_data")
-    generate(str(root), 6, 2, seed=1, workers=1, progress=False)
-    return str(root)
+    return synthetic_root(tmp_path_factory, "trainer_data", 6, 2, seed=1)
 
 
 def make_trainer(seed=0, lr=1e-3, init_seed=None):

@@ -26,6 +26,8 @@ import numpy as np
 import pytest
 from absl import flags
 
+from tests.helpers import synthetic_root
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGE2_STEPS = 3
 
@@ -54,11 +56,7 @@ def _same(a, b):
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from litedepth_tf.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("two_stage_data")
-    generate(str(root), 6, 2, seed=5, workers=1, progress=False)
-    return str(root)
+    return synthetic_root(tmp_path_factory, "two_stage_data", 6, 2, seed=5)
 
 
 @pytest.fixture(scope="module")
