@@ -107,16 +107,12 @@ def si_log_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, lam: float 
     depth = tf.cast(depth, tf.float32)
     pred, mask = resize_to(pred, depth), _mask(valid)
     g = tf.where(mask, tf.math.log(tf.where(mask, pred, 1.0)) - tf.math.log(tf.where(mask, depth, 1.0)), 0.0)
-    if not per_image:
-        mean = _masked_mean(g, mask)
-        var = _masked_mean(tf.square(g - mean), mask)
-        return _safe_sqrt(var + lam * tf.square(mean))
-    count = tf.reduce_sum(tf.cast(mask, tf.float32), axis=[1, 2, 3], keepdims=True)
-    mean = tf.reduce_sum(g, axis=[1, 2, 3], keepdims=True) / tf.maximum(count, 1.0)
-    var = tf.reduce_sum(tf.where(mask, tf.square(g - mean), 0.0), axis=[1, 2, 3], keepdims=True) / tf.maximum(count, 1.0)
-    has = tf.cast(count > 0, tf.float32)
-    per = _safe_sqrt(var + lam * tf.square(mean)) * has
-    return tf.reduce_sum(per) / tf.maximum(tf.reduce_sum(has), 1.0)
+    axis = [1, 2, 3] if per_image else None  # one set of statistics per image, or one over the whole batch
+    count = tf.reduce_sum(tf.cast(mask, tf.float32), axis=axis, keepdims=True)
+    mean = tf.reduce_sum(g, axis=axis, keepdims=True) / tf.maximum(count, 1.0)
+    var = tf.reduce_sum(tf.where(mask, tf.square(g - mean), 0.0), axis=axis, keepdims=True) / tf.maximum(count, 1.0)
+    has = tf.cast(count > 0, tf.float32)  # only images (or a batch) with a valid pixel count
+    return tf.reduce_sum(_safe_sqrt(var + lam * tf.square(mean)) * has) / tf.maximum(tf.reduce_sum(has), 1.0)
 
 
 def gradient_loss(pred: tf.Tensor, grad_x: tf.Tensor, grad_y: tf.Tensor) -> tf.Tensor:

@@ -101,25 +101,35 @@ def write_depth_images(writer, step: int, tag: str, rgb, gt, pred) -> dict:
     return panels
 
 
-def read_events(log_dir) -> dict:
-    """{tag: [(step, value or image shape)]} from the event files under `log_dir` (for tests / checks).
-    Scalars give floats; images give the encoded image's (height, width) from the summary metadata."""
+def _event_files(log_dir) -> list:
     import glob
     import os
 
-    out: dict = {}
-    for path in sorted(glob.glob(os.path.join(os.fspath(log_dir), "**", "events.out.tfevents.*"), recursive=True)):
+    return sorted(glob.glob(os.path.join(os.fspath(log_dir), "**", "events.out.tfevents.*"), recursive=True))
+
+
+def _summary_values(paths):
+    """(step, summary value) of every event in the event files `paths`, in order."""
+    for path in paths:
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
-                tensor = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
-                plugin = value.metadata.plugin_data.plugin_name
-                if plugin == "images" and tensor is not None:  # [width, height, png bytes...]
-                    item = (int(tensor[1]), int(tensor[0]))
-                elif tensor is not None and tensor.size == 1:
-                    item = float(tensor.reshape(()))
-                else:
-                    item = float(value.simple_value)
-                out.setdefault(value.tag, []).append((event.step, item))
+                yield event.step, value
+
+
+def read_events(log_dir) -> dict:
+    """{tag: [(step, value or image shape)]} from the event files under `log_dir` (for tests / checks).
+    Scalars give floats; images give the encoded image's (height, width) from the summary metadata."""
+    out: dict = {}
+    for step, value in _summary_values(_event_files(log_dir)):
+        tensor = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
+        plugin = value.metadata.plugin_data.plugin_name
+        if plugin == "images" and tensor is not None:  # [width, height, png bytes...]
+            item = (int(tensor[1]), int(tensor[0]))
+        elif tensor is not None and tensor.size == 1:
+            item = float(tensor.reshape(()))
+        else:
+            item = float(value.simple_value)
+        out.setdefault(value.tag, []).append((step, item))
     return out
 
 
@@ -129,26 +139,20 @@ PANELS = ("rgb", "gt", "pred", "abs_rel_error")
 def read_panels(log_dir, tag: str, step: int | None = None) -> tuple[int, dict]:
     """(step, {panel: HxWx3 uint8}) of the `<tag>/<panel>` images in the event files under `log_dir`, at `step`
     (None: the last step that has all four). Raises ValueError naming what is missing."""
-    import glob
-    import os
-
-    found: dict = {}
-    paths = sorted(glob.glob(os.path.join(os.fspath(log_dir), "**", "events.out.tfevents.*"), recursive=True))
+    paths = _event_files(log_dir)
     if not paths:
         raise ValueError(f"{log_dir}: no TensorBoard event files")
-    for path in paths:
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                t, _, name = value.tag.partition("/")
-                if t == tag and name in PANELS and value.HasField("tensor"):
-                    png = tf.make_ndarray(value.tensor)[2]  # [width, height, png bytes...]
-                    found.setdefault(event.step, {})[name] = tf.io.decode_png(png, channels=3).numpy()
+    found: dict = {}  # step -> {panel: PNG bytes}; only the chosen step is decoded
+    for event_step, value in _summary_values(paths):
+        t, _, name = value.tag.partition("/")
+        if t == tag and name in PANELS and value.HasField("tensor"):
+            found.setdefault(event_step, {})[name] = tf.make_ndarray(value.tensor)[2]  # [width, height, png...]
     complete = sorted(s for s, p in found.items() if len(p) == len(PANELS))
     if step is None and complete:
         step = complete[-1]
     if step not in complete:
         raise ValueError(f"{log_dir}: no complete '{tag}/*' panels at step {step}; steps with all four: {complete}")
-    return step, found[step]
+    return step, {n: tf.io.decode_png(png, channels=3).numpy() for n, png in found[step].items()}
 
 
 def main(argv=None) -> int:

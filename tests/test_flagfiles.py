@@ -43,6 +43,7 @@ def test_unknown_flag_in_a_flagfile_is_named(tmp_path, monkeypatch):
 @pytest.mark.parametrize("args, per_image", [([], False), (["--si_per_image"], True)])
 def test_loss_flags_reach_the_loss_config(args, per_image):
     fv = train.define_flags(flags.FlagValues())
-    fv(["train", "--data_root=d", "--run_dir=r", "--steps=1", "--si_lambda=0.25", "--robust_c=1.5", "--vnl_samples=321", *args])
+    fv(["train", "--data_root=d", "--run_dir=r", "--steps=1", "--si_lambda=0.25", "--robust_c=1.5",
+        "--vnl_samples=321", *args])
     cfg = train.loss_config(fv)
     assert (cfg.si_lambda, cfg.robust_c, cfg.vnl_samples, cfg.si_per_image) == (0.25, 1.5, 321, per_image)
