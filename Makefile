@@ -10,14 +10,14 @@ ART    := artifacts
 WEIGHTS := $(RUN)/best.weights.h5
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
-export PYTHONPATH := $(CURDIR)
 
 .PHONY: venv demo test data train evaluate export quant-report benchmark middlebury clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -36,8 +36,8 @@ DATA_STAMP := $(DATA)/.complete$(subst $() ,,$(DATA_ARGS))
 data: $(DATA_STAMP)
 $(DATA_STAMP): $(STAMP)
 	rm -f $(DATA)/.complete*
-	$(PY) -m litedepth_tf.data.synthetic --out $(DATA) $(DATA_ARGS)
-	$(PY) -m litedepth_tf.data_check $(DATA)
+	$(PY) -m litedepth_tf.synthetic --out $(DATA) $(DATA_ARGS)
+	$(PY) -m litedepth_tf.data_check --data_root $(DATA)
 	touch $@
 
 train: $(STAMP) data
@@ -69,7 +69,7 @@ middlebury: $(STAMP)
 	test -f data/middlebury/middlebury.json || $(PY) -m litedepth_tf.middlebury --out data/middlebury
 	$(PY) -m litedepth_tf.evaluate --weights $(WEIGHTS) --data_root data/middlebury --split local_val \
 		--out $(RUN)/eval_middlebury.json
-	$(PY) -m litedepth_tf.middlebury --figure $(ART)/middlebury_demo.png --model $(WEIGHTS) --root data/middlebury
+	$(PY) -m litedepth_tf.middlebury --figure $(ART)/middlebury_demo.png --weights $(WEIGHTS) --data_root data/middlebury
 
 clean:
 	rm -rf runs artifacts $(DATA) data/middlebury

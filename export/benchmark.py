@@ -8,18 +8,22 @@ threads, warm-up then median and p90 of --runs invocations), counts parameters a
 student/FastDepth latency ratio, and writes everything to --out (JSON, atomically).
 Numbers depend on the machine and its load: the JSON records the CPU and the load average.
 With --data_root the student is also exported and timed as full-integer int8 (calibrated on --calib_images frames of
---calib_split from the evaluation pipeline; final upsampling as `litedepth_tf.upsample.BilinearUpsample`).
+--calib_split from the evaluation pipeline; final upsampling as `litedepth_tf.models.upsample.BilinearUpsample`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags, logging
 
-from absl import app, flags, logging  # noqa: E402
+from litedepth_tf.common import cli
+from litedepth_tf.common.files import atomic_write_bytes
+from litedepth_tf.models.fastdepth import build_fastdepth
+from litedepth_tf.models.upsample import apply_upsample
+from litedepth_tf.tflite.benchmark import benchmark_model, format_table, machine_info
+from litedepth_tf.tflite.calibration import representative_images
+from litedepth_tf.tflite.convert import build_deploy_from_weights
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "artifacts/benchmark.json", "Where to write the JSON results.")
@@ -35,10 +39,6 @@ flags.DEFINE_integer("calib_images", 64, "int8: number of calibration images.")
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from litedepth_tf.benchmark import benchmark_model, format_table, machine_info
-    from litedepth_tf.export import build_deploy_from_weights
-    from litedepth_tf.fsutil import atomic_write_bytes
-    from litedepth_tf.fastdepth import build_fastdepth
 
     threads = tuple(int(t) for t in FLAGS.threads)
     student = build_deploy_from_weights(FLAGS.weights)
@@ -51,9 +51,6 @@ def main(argv):
     ]
     representative = None
     if FLAGS.data_root:
-        from litedepth_tf.calibration import representative_images
-        from litedepth_tf.upsample import apply_upsample
-
         representative = representative_images(FLAGS.data_root, FLAGS.calib_split, FLAGS.calib_images)
         jobs.insert(2, ("litedepth_student", lambda: apply_upsample(student, "int8"), "int8"))
     rows = []
@@ -75,4 +72,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

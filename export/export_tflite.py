@@ -1,4 +1,4 @@
-"""Export the LiteDepth student to `.tflite` (thin CLI over `litedepth_tf.export`).
+"""Export the LiteDepth student to `.tflite` (thin CLI over `litedepth_tf.tflite.convert`).
 
     python export/export_tflite.py --weights runs/demo/best.weights.h5 --quant fp32 --out artifacts/litedepth_fp32.tflite
 
@@ -17,7 +17,7 @@ pipeline; --int8_io uint8 for uint8 input/output tensors):
         --out artifacts/litedepth_int8.tflite
 
 --upsample: the deploy graph's final 32x40 -> 480x640 resize is exported as an exact 3x3 conv + pixel shuffle
-(`litedepth_tf.upsample`) for int8 by default (auto); `conv` does it for every mode, `resize` for none.
+(`litedepth_tf.models.upsample`) for int8 by default (auto); `conv` does it for every mode, `resize` for none.
 
 Quantisation report (fp32, fp16 and int8 from the same weights, evaluated on the same images, sizes, 1-thread
 latency, targets; files and quant_report.json into --report_dir, default the folder of --out):
@@ -28,11 +28,15 @@ latency, targets; files and quant_report.json into --report_dir, default the fol
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags, logging
 
-from absl import app, flags, logging  # noqa: E402
+from litedepth_tf.common import cli
+from litedepth_tf.evaluation.quant_report import format_report, quant_report
+from litedepth_tf.models.upsample import apply_upsample
+from litedepth_tf.tflite.calibration import representative_images
+from litedepth_tf.tflite.convert import build_deploy_from_weights, export_tflite
+from litedepth_tf.tflite.parity import run_export_parity_test
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("weights", None, "Student weights (.weights.h5) written by the trainer; none = random init.")
@@ -46,7 +50,7 @@ flags.DEFINE_string("calib_split", "train", "int8 only: split to draw calibratio
 flags.DEFINE_integer("calib_images", 64, "int8 only: number of calibration images.")
 flags.DEFINE_enum("int8_io", "float32", ["float32", "uint8"], "int8 only: input/output tensor type.")
 flags.DEFINE_enum("upsample", "auto", ["auto", "resize", "conv"],
-                  "Final upsampling: auto = conv for int8, resize otherwise (litedepth_tf.upsample).")
+                  "Final upsampling: auto = conv for int8, resize otherwise (litedepth_tf.models.upsample).")
 flags.DEFINE_string("report_split", None,
                     "Run the fp32/fp16/int8 quantisation report on this split (needs --data_root).")
 flags.DEFINE_integer("report_images", 0, "Report: number of evaluation images (0 = the whole split).")
@@ -58,14 +62,10 @@ flags.DEFINE_integer("report_runs", 50, "Report: timed runs for the 1-thread lat
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from litedepth_tf.export import build_deploy_from_weights, export_tflite
-    from litedepth_tf.parity import run_export_parity_test
 
     if FLAGS.report_split:
-        from litedepth_tf.quant_report import format_report, quant_report
-
         if not FLAGS.data_root:
-            raise app.UsageError("--report_split needs --data_root")
+            raise cli.InputError("--report_split needs --data_root")
         out_dir = FLAGS.report_dir or os.path.dirname(os.path.abspath(FLAGS.out))
         report = quant_report(FLAGS.weights, FLAGS.data_root, FLAGS.report_split, FLAGS.report_images, out_dir,
                               FLAGS.calib_split, FLAGS.calib_images, FLAGS.int8_io, threads=1, runs=FLAGS.report_runs,
@@ -73,16 +73,13 @@ def main(argv):
         print(format_report(report))
         print(f"wrote {os.path.join(out_dir, 'quant_report.json')}")
         return
-    from litedepth_tf.upsample import apply_upsample
 
     model = apply_upsample(build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization), FLAGS.quant,
                            FLAGS.upsample)
     representative = None
     if FLAGS.quant == "int8":
-        from litedepth_tf.calibration import representative_images
-
         if not FLAGS.data_root:
-            raise app.UsageError("--quant=int8 needs --data_root (calibration images come from the data pipeline)")
+            raise cli.InputError("--quant=int8 needs --data_root (calibration images come from the data pipeline)")
         representative = representative_images(FLAGS.data_root, FLAGS.calib_split, FLAGS.calib_images)
     path = export_tflite(model, FLAGS.out, FLAGS.quant, representative, FLAGS.int8_io, FLAGS.saved_model_dir)
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.3f} MB, {FLAGS.quant})")
@@ -96,4 +93,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -3,36 +3,35 @@
     python export/teacher_summary.py --out artifacts/teacher_summary.json [--presets micro,tiny,base,large]
                                      [--height 128 --width 160] [--noflops]
 
-For each preset (`litedepth_tf.teacher.teacher_summary`): parameters (all weights, encoder alone), the analytic
+For each preset (`litedepth_tf.models.teacher.teacher_summary`): parameters (all weights, encoder alone), the analytic
 multiply-accumulate count `analytic_macs` and the TF-profiler FLOPs of one forward pass (batch 1; 1 FLOP = 1
 multiply or 1 add, so MACs ~= FLOPs / 2). The student row uses the same parameter count and profiler, and
-`litedepth_tf.profile.count_macs` for its analytic MACs (convs / depthwise / dense only). Prints a table and
+`litedepth_tf.models.complexity.count_macs` for its analytic MACs (convs / depthwise / dense only). Prints a table and
 writes every row to --out (JSON, atomically).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags, logging
 
-from absl import app, flags, logging  # noqa: E402
+from litedepth_tf.common import cli
+from litedepth_tf.common.files import atomic_write_json
+from litedepth_tf.models.complexity import count_macs
+from litedepth_tf.models.student import ENCODER_NAME, build_student
+from litedepth_tf.models.swin import count_params
+from litedepth_tf.models.teacher import TEACHER_PRESETS, measure_flops, teacher_summary
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "artifacts/teacher_summary.json", "Where to write the JSON rows.")
-flags.DEFINE_list("presets", ["micro", "tiny", "base", "large"], "Teacher presets (litedepth_tf.teacher).")
+flags.DEFINE_list("presets", ["micro", "tiny", "base", "large"], "Teacher presets (litedepth_tf.models.teacher).")
 flags.DEFINE_integer("height", 128, "Network input height (the student's 128 for a 480x640 frame).")
 flags.DEFINE_integer("width", 160, "Network input width.")
 flags.DEFINE_bool("flops", True, "Also count FLOPs with the TF profiler (slower for the large presets).")
 
 
 def student_summary(height: int, width: int, flops: bool = True) -> dict:
-    from litedepth_tf.backbones.swin import count_params
-    from litedepth_tf.model import ENCODER_NAME, build_student
-    from litedepth_tf.profile import count_macs
-    from litedepth_tf.teacher import measure_flops
-
     model = build_student(input_shape=(height, width, 3))
     row = {
         "preset": "student",
@@ -66,15 +65,11 @@ def format_table(rows) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.ERROR)  # the TF1 profiler's deprecation warnings
-    from litedepth_tf.fsutil import atomic_write_json
-    from litedepth_tf.teacher import TEACHER_PRESETS, teacher_summary
 
     bad = [p for p in FLAGS.presets if p not in TEACHER_PRESETS]
     if bad:
-        raise app.UsageError(f"--presets: unknown {bad}; choose from {list(TEACHER_PRESETS)}")
+        raise cli.InputError(f"--presets: unknown {bad}; choose from {list(TEACHER_PRESETS)}")
     rows = [student_summary(FLAGS.height, FLAGS.width, FLAGS.flops)]
     for preset in FLAGS.presets:
         rows.append(teacher_summary(preset, FLAGS.height, FLAGS.width, flops=FLAGS.flops))
@@ -86,4 +81,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

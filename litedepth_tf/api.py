@@ -14,7 +14,7 @@ Pre/post-processing (shared with `python -m litedepth_tf.predict`, one implement
   each of these adds a human-readable note to `PreparedImage.notes` (`predict(..., return_notes=True)`).
 
 Keras weights need the model preset they were trained with (`model="student"` by default; any name in
-`litedepth_tf.registry.MODELS`); the deploy graph is the same as the exported one (normalisation merged into the
+`litedepth_tf.models.presets.MODELS`); the deploy graph is the same as the exported one (normalisation merged into the
 first conv for the student). `.tflite` files are run with the LiteRT interpreter and must have the LiteDepth
 signature `[1,480,640,3] -> [1,480,640,1]` (float32 or uint8 I/O); a wrong one raises a ValueError naming the file.
 Loading a `.tflite` model does not import TensorFlow.
@@ -27,8 +27,13 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
+from PIL import Image
 
-from litedepth_tf.constants import INPUT_HEIGHT, INPUT_WIDTH
+from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH
+from litedepth_tf.models.presets import build_model
+from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
+from litedepth_tf.tflite.runtime import TFLiteModel
 
 NET_HW = (INPUT_HEIGHT, INPUT_WIDTH)
 KERAS_SUFFIXES = (".weights.h5", ".h5")
@@ -87,7 +92,6 @@ def to_rgb(image) -> tuple[np.ndarray, list[str]]:
 
 def _resize_float(a: np.ndarray, hw) -> np.ndarray:
     """Bilinear resize of float32 HxW or HxWxC to `hw` (PIL: anti-aliased when shrinking; no TF needed)."""
-    from PIL import Image
 
     h, w = int(hw[0]), int(hw[1])
     if a.shape[:2] == (h, w):
@@ -132,8 +136,6 @@ class DepthModel:
         self.preset = model
         self._last_latency_ms = float("nan")
         if self.kind == "tflite":
-            from litedepth_tf.tflite_io import TFLiteModel
-
             self._tflite = TFLiteModel(self.path, num_threads=num_threads)
             self._run = self._tflite.predict
         else:
@@ -162,11 +164,6 @@ class DepthModel:
 
 
 def _keras_runner(path, preset):
-    import tensorflow as tf
-
-    from litedepth_tf.model import build_deploy_model, can_merge_normalization
-    from litedepth_tf.registry import build_model
-
     train_view = build_model(preset, weights=path)
     deploy = build_deploy_model(train_view, merge_normalization=can_merge_normalization(train_view))
     fn = tf.function(lambda x: deploy(x, training=False), reduce_retracing=True)

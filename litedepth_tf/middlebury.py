@@ -1,135 +1,33 @@
-"""A real RGB-D test frame, offline: the Middlebury 2014 "Motorcycle" scene shipped with scikit-image.
+"""A real photo, offline: the Middlebury 2014 "Motorcycle" frame in the MAI layout, and a figure of a model on it.
 
     python -m litedepth_tf.middlebury --out data/middlebury
-    python -m litedepth_tf.middlebury --figure docs/middlebury_demo.png --model runs/demo/best.weights.h5 \\
-        --root data/middlebury
+    python -m litedepth_tf.middlebury --figure docs/middlebury_demo.png --weights runs/demo/best.weights.h5 \\
+        --data_root data/middlebury
 
-`skimage.data.stereo_motorcycle()` returns the left view, the right view and the ground-truth disparity of the left
-view; the files are part of scikit-image's package data (no download, works offline; checked with scikit-image
-0.26). They are the benchmark's full-size images (2964x2000) **downsampled by 4** to 741x500, and the disparity
-is in pixels **of the downsampled images** (max ~60 = the benchmark's ndisp 270 / 4), so the calibration must be
-the quarter-resolution one. The benchmark's `calib.txt` for Motorcycle has f = 3979.911 px, doffs = 124.343 px,
-baseline = 193.001 mm at full resolution; divided by 4 (the baseline is a length and stays):
-
-    depth_mm = baseline * f / (disparity + doffs),   f = 994.978 px, doffs = 31.086 px, baseline = 193.001 mm
-
-(identical to the full-resolution formula with 4x the disparity; `tests/test_middlebury.py` checks both). Pixels
-without ground truth (inf, NaN, <= 0 disparity) get depth 0 (invalid, MAI convention). The scene spans ~2.1-5 m.
-
-To the MAI layout: the 741x500 (1.48:1) frame is centre-cropped to 4:3 (667x500, 37 columns off each side; the
-aspect ratio is kept so the geometry is not stretched), then resized to 640x480: RGB bilinear (anti-aliased),
-depth nearest (no mixing across edges). Written as `ROOT/{local_val,train}/{rgb,depth}/motorcycle.png` (RGB
-8-bit, depth uint16 millimetres; the train copy lets the data-set tools and a baseline run on the root), plus
-`ROOT/middlebury.json` with the constants and the intrinsics at 480x640. All files are written atomically.
-
-`make_figure` draws input | prediction | ground truth (one colour scale: the 2..98th percentile of the valid GT,
-invalid GT in blue, a colour bar) for the README (`docs/middlebury_demo.png`).
+``--out`` converts scikit-image's copy of the scene (`litedepth_tf.data.middlebury`: disparity -> millimetres,
+centre crop to 4:3, 640x480). ``--figure`` draws input | prediction | ground truth with one colour scale (the
+2..98th percentile of the valid GT, invalid GT in blue) and a colour bar, titled with the frame's si-RMSE.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 
 import numpy as np
+from absl import flags
+from PIL import Image, ImageDraw
 
-from litedepth_tf.constants import DEPTH_SCALE, INPUT_HEIGHT, INPUT_WIDTH
-
-# Middlebury 2014 Motorcycle calibration at full resolution (calib.txt) and the downsampling of skimage's copy.
-FULL_RES_FOCAL_PX = 3979.911
-FULL_RES_DOFFS_PX = 124.343
-BASELINE_MM = 193.001
-SKIMAGE_DOWNSAMPLE = 4
-FOCAL_PX = 994.978  # = FULL_RES_FOCAL_PX / 4, valid for skimage's 741x500 images and disparities
-DOFFS_PX = 31.086  # = FULL_RES_DOFFS_PX / 4
-CX_PX, CY_PX = 311.193, 254.877  # principal point of the left view at 741x500
-STEM = "motorcycle"
-SPLITS = ("local_val", "train")
-MANIFEST = "middlebury.json"
-
-
-def load_motorcycle() -> tuple[np.ndarray, np.ndarray]:
-    """(left RGB uint8 [500, 741, 3], disparity float32 [500, 741] in pixels at that size; inf = no GT)."""
-    try:
-        from skimage.data import stereo_motorcycle
-    except ImportError as err:
-        raise RuntimeError("scikit-image is needed for the Middlebury motorcycle (pip install -r requirements.txt)") \
-            from err
-    try:
-        left, _, disp = stereo_motorcycle()
-    except Exception as err:  # noqa: BLE001 - an install without the package data would try to download
-        raise RuntimeError(f"skimage.data.stereo_motorcycle() failed ({type(err).__name__}: {err}); its files ship "
-                           "in scikit-image's package data (skimage/data/motorcycle_*.png, motorcycle_disp.npz): "
-                           "reinstall scikit-image==0.26.0 from the wheel") from err
-    return np.asarray(left, np.uint8), np.asarray(disp, np.float32)
-
-
-def disparity_to_depth(disparity, focal_px: float = FOCAL_PX, doffs_px: float = DOFFS_PX,
-                       baseline_mm: float = BASELINE_MM) -> np.ndarray:
-    """Disparity (pixels) -> depth in metres; inf / NaN / <= 0 disparity -> 0 (invalid)."""
-    d = np.asarray(disparity, np.float64)
-    valid = np.isfinite(d) & (d > 0)
-    depth_mm = baseline_mm * focal_px / np.where(valid, d + doffs_px, 1.0)
-    return np.where(valid, depth_mm / 1000.0, 0.0).astype(np.float32)
-
-
-def crop_box(height: int, width: int, aspect: float = INPUT_WIDTH / INPUT_HEIGHT) -> tuple[int, int, int, int]:
-    """(top, left, h, w) of the centred crop with the target aspect ratio (width / height)."""
-    if width / height > aspect:
-        w = int(round(height * aspect))
-        return 0, (width - w) // 2, height, w
-    h = int(round(width / aspect))
-    return (height - h) // 2, 0, h, width
-
-
-def to_mai_frame(rgb, depth, size=(INPUT_HEIGHT, INPUT_WIDTH), crop: bool = True):
-    """-> (RGB uint8 [480, 640, 3], depth uint16 mm [480, 640], (fx, fy, cx, cy) at 480x640)."""
-    from PIL import Image
-
-    h0, w0 = depth.shape
-    top, left, h, w = crop_box(h0, w0) if crop else (0, 0, h0, w0)
-    rgb, depth = rgb[top:top + h, left:left + w], depth[top:top + h, left:left + w]
-    H, W = size
-    rgb = np.asarray(Image.fromarray(rgb).resize((W, H), Image.BILINEAR), np.uint8)
-    depth = np.asarray(Image.fromarray(depth.astype(np.float32), "F").resize((W, H), Image.NEAREST), np.float32)
-    mm = np.clip(np.round(depth * DEPTH_SCALE), 0, 65535).astype(np.uint16)
-    sx, sy = W / w, H / h
-    intr = (FOCAL_PX * sx, FOCAL_PX * sy, (CX_PX - left + 0.5) * sx - 0.5, (CY_PX - top + 0.5) * sy - 0.5)
-    return rgb, mm, tuple(float(v) for v in intr)
-
-
-def convert(out_root, splits=SPLITS, crop: bool = True) -> dict:
-    """Writes the MAI-layout copy (see the module docstring); returns the manifest."""
-    from litedepth_tf.fsutil import atomic_write_json
-    from litedepth_tf.predict import write_png
-
-    left, disp = load_motorcycle()
-    depth = disparity_to_depth(disp)
-    rgb, mm, intr = to_mai_frame(left, depth, crop=crop)
-    written = []
-    for split in splits:
-        written.append(write_png(os.path.join(out_root, split, "rgb", STEM + ".png"), rgb))
-        written.append(write_png(os.path.join(out_root, split, "depth", STEM + ".png"), mm))
-    valid = mm > 0
-    manifest = dict(
-        source="skimage.data.stereo_motorcycle (Middlebury 2014 Motorcycle, left view, downsampled x4: 741x500)",
-        focal_px=FOCAL_PX, doffs_px=DOFFS_PX, baseline_mm=BASELINE_MM,
-        full_resolution=dict(focal_px=FULL_RES_FOCAL_PX, doffs_px=FULL_RES_DOFFS_PX, downsample=SKIMAGE_DOWNSAMPLE),
-        crop=dict(zip(("top", "left", "height", "width"), crop_box(*disp.shape))) if crop else None,
-        size=[INPUT_HEIGHT, INPUT_WIDTH], intrinsics_480x640=list(intr), splits=list(splits), files=written,
-        valid_fraction=float(valid.mean()), depth_min_m=float(mm[valid].min() / DEPTH_SCALE),
-        depth_max_m=float(mm[valid].max() / DEPTH_SCALE), depth_median_m=float(np.median(mm[valid]) / DEPTH_SCALE))
-    atomic_write_json(os.path.join(out_root, MANIFEST), manifest)
-    return manifest
+from litedepth_tf.api import load
+from litedepth_tf.common import cli
+from litedepth_tf.common.colormap import _font, colorbar, colorize, depth_scale
+from litedepth_tf.common.constants import DEPTH_SCALE
+from litedepth_tf.common.images import write_png
+from litedepth_tf.data.middlebury import STEM, convert
+from litedepth_tf.evaluation.metrics import image_metrics
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
     """A white title strip above `img`."""
-    from PIL import Image, ImageDraw
-
-    from litedepth_tf.predict import _font
-
     fs = max(12, img.shape[0] // 24)
     strip = Image.new("RGB", (img.shape[1], int(fs * 1.8)), (255, 255, 255))
     ImageDraw.Draw(strip).text((img.shape[1] // 2, strip.height // 2), text, fill=(0, 0, 0), font=_font(fs),
@@ -138,15 +36,9 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def make_figure(model_path, root, out_png, split: str = "local_val", stem: str = STEM, cmap: str = "magma",
-                preset: str = "student") -> dict:
+                model: str = "student") -> dict:
     """input | prediction | ground truth at 480x640 with one colour scale and a colour bar -> `out_png` (atomic).
-    Returns the per-image MAI metrics when `litedepth_tf.metrics` is available (else an empty dict)."""
-    from PIL import Image
-
-    from litedepth_tf.api import load
-    from litedepth_tf.predict import colorbar, write_png
-    from litedepth_tf.tb import colorize, depth_scale
-
+    Returns the frame's MAI metrics."""
     rgb_path = os.path.join(root, split, "rgb", stem + ".png")
     depth_path = os.path.join(root, split, "depth", stem + ".png")
     for p in (rgb_path, depth_path):
@@ -154,16 +46,10 @@ def make_figure(model_path, root, out_png, split: str = "local_val", stem: str =
             raise FileNotFoundError(f"{p} not found: run `python -m litedepth_tf.middlebury --out {root}` first")
     rgb = np.asarray(Image.open(rgb_path).convert("RGB"))
     gt = np.asarray(Image.open(depth_path), np.float32) / DEPTH_SCALE
-    pred = load(model_path, model=preset).predict(rgb)
+    pred = load(model_path, model=model).predict(rgb)
     valid = gt > 0
     vmin, vmax = depth_scale(gt, valid)
-    metrics = {}
-    try:
-        from litedepth_tf.metrics import image_metrics
-
-        metrics = {k: float(v) for k, v in (image_metrics(pred, gt) or {}).items()}
-    except ImportError:
-        pass
+    metrics = {k: float(v) for k, v in (image_metrics(pred, gt) or {}).items()}
     name = os.path.basename(os.fspath(model_path))
     si = next((v for k, v in metrics.items() if "si" in k.lower() and "rmse" in k.lower()), None)
     title = f"prediction ({name}" + (f", si-RMSE {si:.3f})" if si is not None else ")")
@@ -178,36 +64,40 @@ def make_figure(model_path, root, out_png, split: str = "local_val", stem: str =
     return metrics
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m litedepth_tf.middlebury", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", help="convert: output root (gets local_val/ and train/)")
-    ap.add_argument("--no_crop", action="store_true", help="convert: stretch 741x500 to 640x480 instead of cropping")
-    ap.add_argument("--figure", help="figure: output PNG (input | prediction | ground truth)")
-    ap.add_argument("--model", help="figure: .weights.h5 or .tflite")
-    ap.add_argument("--preset", default="student", help="figure: model preset of a .weights.h5 file")
-    ap.add_argument("--root", default="data/middlebury", help="figure: the converted root")
-    ap.add_argument("--cmap", default="magma")
-    a = ap.parse_args(argv)
-    if not a.out and not a.figure:
-        ap.error("give --out (convert) and/or --figure with --model")
+def define_flags(fv=None):
+    fv = flags.FLAGS if fv is None else fv
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("out", None, "Convert: output data root (gets local_val/ and train/).", **d)
+    flags.DEFINE_bool("crop", True, "Convert: centre-crop 741x500 to 4:3 (--nocrop stretches it).", **d)
+    flags.DEFINE_string("figure", None, "Figure: output PNG (input | prediction | ground truth).", **d)
+    flags.DEFINE_string("weights", None, "Figure: Keras weights (.weights.h5) of --model.", **d)
+    flags.DEFINE_string("tflite", None, "Figure: a .tflite model (instead of --weights).", **d)
+    flags.DEFINE_string("model", "student", "Figure: model preset of --weights.", **d)
+    flags.DEFINE_string("data_root", "data/middlebury", "Figure: the converted data root (default: --out).", **d)
+    flags.DEFINE_string("colormap", "magma", "Figure: matplotlib colour map.", **d)
+    return fv
+
+
+def main(argv, fv=None) -> int:
+    fv = flags.FLAGS if fv is None else fv
+    if not fv.out and not fv.figure:
+        raise cli.InputError("give --out (convert) and/or --figure with --weights or --tflite")
+    if fv.figure and bool(fv.weights) == bool(fv.tflite):
+        raise cli.InputError("--figure needs exactly one of --weights or --tflite")
     try:
-        if a.out:
-            man = convert(a.out, crop=not a.no_crop)
-            print(f"wrote {len(man['files'])} files under {a.out}: depth {man['depth_min_m']:.2f}-"
+        if fv.out:
+            man = convert(fv.out, crop=fv.crop)
+            print(f"wrote {len(man['files'])} files under {fv.out}: depth {man['depth_min_m']:.2f}-"
                   f"{man['depth_max_m']:.2f} m (median {man['depth_median_m']:.2f}), "
                   f"{100 * man['valid_fraction']:.1f}% valid")
-        if a.figure:
-            if not a.model:
-                ap.error("--figure needs --model")
-            metrics = make_figure(a.model, a.out or a.root, a.figure, cmap=a.cmap, preset=a.preset)
-            print(f"wrote {a.figure}" + (f" ({', '.join(f'{k} {v:.4g}' for k, v in metrics.items())})"
-                                         if metrics else ""))
-    except (RuntimeError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        if fv.figure:
+            metrics = make_figure(fv.weights or fv.tflite, fv.out or fv.data_root, fv.figure, cmap=fv.colormap,
+                                  model=fv.model)
+            print(f"wrote {fv.figure} ({', '.join(f'{k} {v:.4g}' for k, v in metrics.items())})")
+    except RuntimeError as err:  # scikit-image's data files missing
+        raise cli.InputError(str(err)) from None
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main, define_flags)

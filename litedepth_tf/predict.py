@@ -1,15 +1,15 @@
 """Depth maps for images, folders and videos with a trained LiteDepth model (`.weights.h5` or `.tflite`).
 
-    python -m litedepth_tf.predict --model artifacts/litedepth_int8.tflite --input photo.jpg --out out/
-    python -m litedepth_tf.predict --model runs/demo/best.weights.h5 --input frames/ --out out/ --colorbar \\
+    python -m litedepth_tf.predict --tflite artifacts/litedepth_int8.tflite --input photo.jpg --out out/
+    python -m litedepth_tf.predict --weights runs/demo/best.weights.h5 --input frames/ --out out/ --colorbar \\
         --side_by_side
-    python -m litedepth_tf.predict --model m.tflite --input clip.mp4 --out out/ --range fixed --vmin 0 --vmax 10
+    python -m litedepth_tf.predict --tflite m.tflite --input clip.mp4 --out out/ --range fixed --vmin 0 --vmax 10
 
 Outputs (every file written atomically; `<stem>` is the input's file name without extension, or the full name
 with its dot replaced by `_` when two inputs in a folder share a stem, e.g. `a.jpg` and `a.png`):
 
 * an image -> `OUT/depth/<stem>.png`: uint16 depth in **millimetres** (MAI convention: round(depth*1000),
-  clipped to 65535; readable by `input_pipeline.decode_pair`, and OUT/depth is an MAI `depth/` folder);
+  clipped to 65535; readable by `data.pipeline.decode_pair`, and OUT/depth is an MAI `depth/` folder);
   `OUT/color/<stem>.png`: colour-mapped depth; `OUT/side_by_side/<stem>.png`: RGB | depth (`--side_by_side`).
 * a video (.mp4 .avi .mov .mkv .gif) -> `OUT/<stem>_depth.mp4`: colour-mapped depth video (H.264);
   `OUT/<stem>_side_by_side.mp4` (`--side_by_side`); with `--save_frames` also every frame as
@@ -34,23 +34,26 @@ each message names the file.
 
 from __future__ import annotations
 
-import argparse
-import io
 import os
 import sys
 import time
 
 import numpy as np
+import tensorflow as tf
+from absl import flags
+from PIL import Image, ImageOps
 
-from litedepth_tf.constants import DEPTH_SCALE
+from litedepth_tf.api import load, prepare_image, restore_size
+from litedepth_tf.common import cli
+from litedepth_tf.common.colormap import colorize_depth, depth_scale, side_by_side
+from litedepth_tf.common.files import atomic_path, check_writable
+from litedepth_tf.common.images import depth_to_mm, write_png
+from litedepth_tf.common.progress import progress_bar, track
+from litedepth_tf.data.check import read_png_header
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".gif")
 FFMPEG_EXTS = (".mp4", ".avi", ".mov", ".mkv")
-
-
-class UsageError(Exception):
-    """A problem with the command line (exit status 2)."""
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -58,9 +61,6 @@ class UsageError(Exception):
 
 def read_image(path) -> tuple[np.ndarray, list[str]]:
     """Image file -> (array as stored: HxW, HxWx2/3/4, uint8 / uint16 / ..., notes). 16-bit PNGs keep 16 bits."""
-    from PIL import Image, ImageOps
-
-    from litedepth_tf.data_check import read_png_header
 
     path = os.fspath(path)
     notes = []
@@ -69,7 +69,6 @@ def read_image(path) -> tuple[np.ndarray, list[str]]:
     except ValueError as err:
         raise ValueError(f"cannot read image {path!r}: {err}") from err
     if bits == 16:  # PIL would keep only the high byte of 16-bit RGB
-        import tensorflow as tf
 
         try:
             arr = tf.io.decode_png(tf.io.read_file(path), channels=0, dtype=tf.uint16).numpy()
@@ -102,7 +101,7 @@ def read_image(path) -> tuple[np.ndarray, list[str]]:
 
 
 def list_inputs(path) -> tuple[list[str], list[str]]:
-    """(supported files, skipped files) for a file or a folder; UsageError naming the path if none."""
+    """(supported files, skipped files) for a file or a folder; cli.InputError naming the path if none."""
     path = os.fspath(path)
     if os.path.isdir(path):
         names = sorted(n for n in os.listdir(path) if not n.startswith(".") and os.path.isfile(os.path.join(path, n)))
@@ -111,13 +110,13 @@ def list_inputs(path) -> tuple[list[str], list[str]]:
         skipped = [f for f in files if f not in ok]
         if not ok:
             extra = f" ({len(skipped)} other file(s) skipped)" if skipped else ""
-            raise UsageError(f"input folder {path!r} has no image or video file{extra}; supported: "
+            raise cli.InputError(f"input folder {path!r} has no image or video file{extra}; supported: "
                              f"{' '.join(IMAGE_EXTS + VIDEO_EXTS)}")
         return ok, skipped
     if not os.path.exists(path):
-        raise UsageError(f"input {path!r} does not exist")
+        raise cli.InputError(f"input {path!r} does not exist")
     if not path.lower().endswith(IMAGE_EXTS + VIDEO_EXTS):
-        raise UsageError(f"input {path!r}: unsupported extension {os.path.splitext(path)[1]!r}; supported: "
+        raise cli.InputError(f"input {path!r}: unsupported extension {os.path.splitext(path)[1]!r}; supported: "
                          f"{' '.join(IMAGE_EXTS + VIDEO_EXTS)}")
     return [path], []
 
@@ -134,91 +133,20 @@ def output_stems(paths) -> dict:
 # ------------------------------------------------------------------------------------------ encoding
 
 
-def depth_to_mm(depth) -> np.ndarray:
-    """Metres -> uint16 millimetres (MAI): round(depth*1000) clipped to [0, 65535]; non-finite -> 0."""
-    d = np.nan_to_num(np.asarray(depth, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    return np.clip(np.round(d * DEPTH_SCALE), 0, 65535).astype(np.uint16)
-
-
-def png_bytes(array) -> bytes:
-    """uint8 HxWx3 / HxW or uint16 HxW array -> PNG bytes."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
-
-
-def write_png(path, array) -> str:
-    from litedepth_tf.fsutil import atomic_write_bytes
-
-    return atomic_write_bytes(path, png_bytes(array))
-
-
 def check_colormap(name: str) -> None:
     try:
         from matplotlib import colormaps
 
         colormaps[name]
     except KeyError:
-        raise UsageError(f"unknown colour map {name!r} (any matplotlib colour map name, e.g. magma, viridis, "
-                         "turbo, inferno)") from None
+        raise cli.InputError(f"unknown colour map {name!r} (any matplotlib colour map name, e.g. magma, viridis, "
+                             "turbo, inferno)") from None
 
 
 def color_range(depth, mode: str = "auto", vmin: float = 0.0, vmax: float = 10.0) -> tuple[float, float]:
     if mode == "fixed":
         return float(vmin), float(max(vmax, vmin + 1e-6))
-    from litedepth_tf.tb import depth_scale
-
     return depth_scale(depth)
-
-
-def _font(size):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except Exception:  # noqa: BLE001 - no FreeType: the bitmap font
-        return ImageFont.load_default()
-
-
-def colorbar(height: int, vmin: float, vmax: float, cmap: str = "magma", ticks: int = 5) -> np.ndarray:
-    """A vertical colour bar (vmax on top) with tick labels in metres, HxWx3 uint8 on white, drawn by hand."""
-    from PIL import Image, ImageDraw
-
-    from litedepth_tf.tb import colorize
-
-    fs = int(np.clip(height // 28, 9, 28))
-    bar_w, pad = max(8, height // 30), max(4, fs // 2)
-    labels = [f"{v:.2f} m" if abs(vmax - vmin) < 5 else f"{v:.1f} m" for v in np.linspace(vmax, vmin, ticks)]
-    font = _font(fs)
-    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    text_w = max(int(draw.textlength(s, font=font)) for s in labels)
-    width = pad + bar_w + pad + text_w + pad
-    img = Image.new("RGB", (width, height), (255, 255, 255))
-    top, bottom = pad + fs // 2, max(pad + fs // 2 + 2, height - pad - fs // 2)
-    ramp = np.linspace(vmax, vmin, bottom - top)[:, None].repeat(bar_w, axis=1)
-    img.paste(Image.fromarray(colorize(ramp, vmin, vmax, cmap)), (pad, top))
-    d = ImageDraw.Draw(img)
-    for k, s in enumerate(labels):
-        y = top + k * (bottom - top - 1) / max(ticks - 1, 1)
-        d.line([(pad + bar_w, y), (pad + bar_w + pad // 2, y)], fill=(0, 0, 0))
-        d.text((pad + bar_w + pad, y), s, fill=(0, 0, 0), font=font, anchor="lm")
-    return np.asarray(img)
-
-
-def colorize_depth(depth, vmin: float, vmax: float, cmap: str = "magma", with_colorbar: bool = False) -> np.ndarray:
-    from litedepth_tf.tb import colorize
-
-    color = colorize(depth, vmin, vmax, cmap)
-    if with_colorbar:
-        color = np.concatenate([color, colorbar(color.shape[0], vmin, vmax, cmap)], axis=1)
-    return color
-
-
-def side_by_side(rgb, color) -> np.ndarray:
-    rgb = np.clip(np.asarray(rgb), 0, 255).astype(np.uint8)
-    return np.concatenate([rgb, color], axis=1)
 
 
 def _even(frame):
@@ -241,8 +169,6 @@ class Predictor:
         self.latencies_ms: list[float] = []
 
     def _depth(self, image):
-        from litedepth_tf.api import prepare_image, restore_size
-
         prep = prepare_image(image)
         depth = restore_size(self.model.predict_network(prep.network_input), prep.size)
         self.latencies_ms.append(self.model.last_latency_ms)
@@ -264,9 +190,6 @@ class Predictor:
 
     def video(self, path, stem) -> list[str]:
         import imageio.v3 as iio
-
-        from litedepth_tf.fsutil import atomic_path
-        from litedepth_tf.progress import progress_bar
 
         plugin = "FFMPEG" if path.lower().endswith(FFMPEG_EXTS) else None
         try:
@@ -314,7 +237,6 @@ class Predictor:
 
     def run(self, paths) -> tuple[list, list]:
         """-> (written files, [(path, error message)])."""
-        from litedepth_tf.progress import track
 
         written, failed = [], []
         stems = output_stems(paths)
@@ -371,68 +293,66 @@ def _print(msg, file=None):
     print(msg, file=file or sys.stdout, flush=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m litedepth_tf.predict", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="See the module docstring (litedepth_tf/predict.py) for output names.")
-    ap.add_argument("--model", required=True, help=".weights.h5 (Keras) or .tflite")
-    ap.add_argument("--preset", default="student", help="model preset of .weights.h5 files (registry name)")
-    ap.add_argument("--input", required=True, help="image, folder of images/videos, or video")
-    ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--colormap", default="magma", help="matplotlib colour map for the colour-mapped depth")
-    ap.add_argument("--range", dest="range_mode", choices=("auto", "fixed"), default="auto",
-                    help="colour range: per image 2..98th percentile (auto) or --vmin/--vmax (fixed)")
-    ap.add_argument("--vmin", type=float, default=0.0, help="fixed range: metres at the bottom of the colour map")
-    ap.add_argument("--vmax", type=float, default=10.0, help="fixed range: metres at the top of the colour map")
-    ap.add_argument("--colorbar", action="store_true", help="add a labelled colour bar to colour maps / videos")
-    ap.add_argument("--side_by_side", action="store_true", help="also write RGB | depth images / videos")
-    ap.add_argument("--fps", type=float, default=None, help="output video frame rate (default: the input's)")
-    ap.add_argument("--save_frames", action="store_true", help="videos: also write every frame's PNGs")
-    ap.add_argument("--threads", type=int, default=None, help=".tflite interpreter threads")
-    return ap
+def define_flags(fv=None):
+    fv = flags.FLAGS if fv is None else fv
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model. Exactly one of --weights/--tflite.",
+                        **d)
+    flags.DEFINE_string("tflite", None, "A .tflite model.", **d)
+    flags.DEFINE_string("model", "student", "Model preset (litedepth_tf.models.presets) of --weights.", **d)
+    flags.DEFINE_string("input", None, "An image, a video, or a folder of images / videos.", **d)
+    flags.DEFINE_string("out", None, "Output folder.", **d)
+    flags.DEFINE_string("colormap", "magma", "Matplotlib colour map for the colour-mapped depth.", **d)
+    flags.DEFINE_enum("range", "auto", ["auto", "fixed"], "Colour range: auto = 2..98th percentile of each image "
+                      "(a video keeps its first frame's); fixed = --vmin..--vmax.", **d)
+    flags.DEFINE_float("vmin", 0.0, "Fixed range: metres at the bottom of the colour map.", **d)
+    flags.DEFINE_float("vmax", 10.0, "Fixed range: metres at the top of the colour map.", **d)
+    flags.DEFINE_bool("colorbar", False, "Add a labelled colour bar to colour maps / videos.", **d)
+    flags.DEFINE_bool("side_by_side", False, "Also write RGB | depth images / videos.", **d)
+    flags.DEFINE_float("fps", None, "Output video frame rate (default: the input's).", **d)
+    flags.DEFINE_bool("save_frames", False, "Videos: also write every frame's PNGs.", **d)
+    flags.DEFINE_integer("threads", None, ".tflite interpreter threads.", **d)
+    return fv
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv, fv=None) -> int:
+    fv = flags.FLAGS if fv is None else fv
+    if bool(fv.weights) == bool(fv.tflite):
+        raise cli.InputError("exactly one of --weights or --tflite is required"
+                             + (" (got both)" if fv.weights else " (got neither)"))
+    for name in ("input", "out"):
+        if not fv[name].value:
+            raise cli.InputError(f"--{name} is required")
+    check_colormap(fv.colormap)
+    if fv.range == "fixed" and not fv.vmax > fv.vmin:
+        raise cli.InputError(f"--vmax ({fv.vmax}) must be larger than --vmin ({fv.vmin})")
+    paths, skipped = list_inputs(fv.input)
+    check_writable(fv.out, what="output folder")  # before the model is loaded, not at the first write
     try:
-        check_colormap(args.colormap)
-        if args.range_mode == "fixed" and not args.vmax > args.vmin:
-            raise UsageError(f"--vmax ({args.vmax}) must be larger than --vmin ({args.vmin})")
-        paths, skipped = list_inputs(args.input)
-        from litedepth_tf.fsutil import NotWritableError, check_writable
-
-        try:
-            check_writable(args.out, what="output folder")  # before the model is loaded, not at the first write
-        except NotWritableError as err:
-            raise UsageError(str(err)) from err
-        from litedepth_tf.api import load
-
-        try:
-            model = load(args.model, model=args.preset, num_threads=args.threads)
-        except (ValueError, FileNotFoundError) as err:
-            raise UsageError(str(err)) from err
-    except UsageError as err:
-        _print(f"error: {err}", file=sys.stderr)
-        return 2
+        model = load(fv.weights or fv.tflite, model=fv.model, num_threads=fv.threads)
+    except ValueError as err:
+        raise cli.InputError(str(err)) from err
     for s in skipped:
         _print(f"skipping {s}: unsupported extension", file=sys.stderr)
-    import litedepth_tf.tb  # noqa: F401 - colour maps (imports TensorFlow): loaded before the clock starts
-
-    pred = Predictor(model, args.out, args.colormap, args.range_mode, args.vmin, args.vmax, args.colorbar,
-                     args.side_by_side, args.fps, args.save_frames, log=_print)
+    pred = Predictor(model, fv.out, fv.colormap, fv.range, fv.vmin, fv.vmax, fv.colorbar, fv.side_by_side, fv.fps,
+                     fv.save_frames, log=_print)
     t0 = time.perf_counter()
     written, failed = pred.run(paths)
     dt = time.perf_counter() - t0
     lat = np.asarray(pred.latencies_ms[1:] or pred.latencies_ms, np.float64)
     n = len(pred.latencies_ms)
     if n:
-        _print(f"{n} frame(s) from {len(paths) - len(failed)}/{len(paths)} input(s) -> {args.out} "
+        _print(f"{n} frame(s) from {len(paths) - len(failed)}/{len(paths)} input(s) -> {fv.out} "
                f"({len(written)} files); mean network latency {lat.mean():.1f} ms ({model.kind}, first call "
                f"excluded), {n / dt:.2f} frames/s end to end")
     if failed:
         _print(f"{len(failed)} input(s) failed:\n  " + "\n  ".join(f"{p}: {m}" for p, m in failed), file=sys.stderr)
-    return 1 if len(failed) == len(paths) else 0
+    return cli.EXIT_FAILED if len(failed) == len(paths) else cli.EXIT_OK
+
+
+def entry_point():
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

@@ -19,19 +19,35 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 
-from absl import app, flags
+import keras
+import tensorflow as tf
+from absl import flags
+
+from litedepth_tf.common import cli
+from litedepth_tf.common import files as fsutil
+from litedepth_tf.data import pipeline as input_pipeline
+from litedepth_tf.data.bad_samples import BadSampleCounter, bad_sample_error
+from litedepth_tf.models import presets as registry
+from litedepth_tf.models.presets import MODELS
+from litedepth_tf.models.student import load_weights
+from litedepth_tf.models.teacher import TEACHER_NO_WEIGHT_DECAY
+from litedepth_tf.training import losses, reweight
+from litedepth_tf.training.distill import load_teacher_for_distillation, make_distill_fn
+from litedepth_tf.training.distribute import is_chief, strategy_from_name
+from litedepth_tf.training.loop import LoopConfig, Trainer, make_optimizer
+from litedepth_tf.training.losses import compute_losses
+from litedepth_tf.training.schedules import WarmupPolyDecay
 
 MAI_LAYOUT_HELP = ("Put the MAI 2022 depth data set there as ROOT/train/rgb/*.png + ROOT/train/depth/*.png and "
                    "ROOT/local_val/rgb/*.png + ROOT/local_val/depth/*.png (uint16 depth PNGs in millimetres), or "
-                   "generate synthetic data: python -m litedepth_tf.data.synthetic --out data/synthetic")
+                   "generate synthetic data: python -m litedepth_tf.synthetic --out data/synthetic")
 
 
 def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     """Defines the training flags into `fv` (the global FLAGS by default; tests pass a fresh FlagValues)."""
     d = dict(flag_values=fv)
-    # ---- data (litedepth_tf.input_pipeline) -----------------------------------------------------------------
+    # ---- data (litedepth_tf.data.pipeline) -----------------------------------------------------------------
     flags.DEFINE_string("data_root", None, "Data set root: ROOT/<split>/{rgb,depth}/*.png (MAI layout).", **d)
     flags.DEFINE_string("train_split", "train", "Training split folder under --data_root.", **d)
     flags.DEFINE_string("val_split", "local_val", "Validation split folder ('' = no validation).", **d)
@@ -49,16 +65,16 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
                       "sample: skip it (named in a warning, counted in TensorBoard data/skipped_samples) or stop "
                       "with an error naming the file.", **d)
     flags.DEFINE_integer("val_max_images", 0, "Validate on at most this many images (0 = all).", **d)
-    # ---- model (litedepth_tf.registry) -----------------------------------------------------------------------
-    flags.DEFINE_string("model", "student", "Model preset name in litedepth_tf.registry.MODELS.", **d)
+    # ---- model (litedepth_tf.models.presets) -----------------------------------------------------------------------
+    flags.DEFINE_string("model", "student", "Model preset name in litedepth_tf.models.presets.MODELS.", **d)
     flags.DEFINE_string("encoder_weights", None, "Encoder initialisation: 'imagenet' or a local file (student: "
                         "Keras MobileNetV3 weights; teacher: converted Swin .npz).", **d)
     flags.DEFINE_string("init_weights", None, "Start from these full-model weights (.weights.h5), e.g. stage 1.", **d)
     flags.DEFINE_string("teacher_weights", None, "Distillation: frozen teacher weights (.weights.h5); enables the "
                         "structure-aware distillation loss.", **d)
-    flags.DEFINE_string("teacher_preset", "tiny", "Distillation: teacher preset (litedepth_tf.teacher).", **d)
+    flags.DEFINE_string("teacher_preset", "tiny", "Distillation: teacher preset (litedepth_tf.models.teacher).", **d)
     flags.DEFINE_float("distill_weight", 10.0, "Distillation: weight of each level's affinity loss.", **d)
-    # ---- loss (litedepth_tf.losses, litedepth_tf.reweight) ---------------------------------------------------
+    # ---- loss (litedepth_tf.training.losses, litedepth_tf.training.reweight) ---------------------------------------------------
     flags.DEFINE_enum("loss_weighting", "dynamic", ["dynamic", "fixed"],
                       "dynamic: learnable sigmas (L = sum 0.5/s^2 L_i + log(1+s^2)); fixed: 1, 0.25, 2.5, 0.6.", **d)
     flags.DEFINE_float("si_lambda", 0.15, "Scale-invariant loss: sqrt(Var(g) + lambda * mean(g)^2).", **d)
@@ -67,7 +83,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_float("robust_alpha", 1.0, "Barron robust loss alpha.", **d)
     flags.DEFINE_float("robust_c", 2.0, "Barron robust loss scale c.", **d)
     flags.DEFINE_integer("vnl_samples", 0, "VNL point triplets per image (0 = the losses module's default).", **d)
-    # ---- optimizer (litedepth_tf.schedules) ------------------------------------------------------------------
+    # ---- optimizer (litedepth_tf.training.schedules) ------------------------------------------------------------------
     flags.DEFINE_enum("optimizer", "adam", ["adam", "adamw"], "adam (student) or adamw (teacher).", **d)
     flags.DEFINE_float("lr", 4e-3, "Peak learning rate (after warm-up).", **d)
     flags.DEFINE_float("min_lr", 1e-3, "Poly-decay floor (authors: lr / 4).", **d)
@@ -77,7 +93,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_float("adam_epsilon", 1e-3, "Adam epsilon (paper: 1e-3; the random-init CPU demo uses 1e-6).", **d)
     flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (only with --optimizer=adamw).", **d)
     flags.DEFINE_float("clip_norm", 35.0, "Global gradient-norm clip.", **d)
-    # ---- run (litedepth_tf.trainer) --------------------------------------------------------------------------
+    # ---- run (litedepth_tf.training.loop) --------------------------------------------------------------------------
     flags.DEFINE_string("run_dir", None, "Output folder (checkpoints, TensorBoard, weights, flags.txt).", **d)
     flags.DEFINE_integer("steps", 0, "Training steps; 0 = derive from --epochs.", **d)
     flags.DEFINE_float("epochs", 0.0, "Epochs over the training split (used when --steps=0).", **d)
@@ -110,10 +126,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.register_validator("si_lambda", lambda v: 0 <= v <= 1, message="--si_lambda must be in [0, 1]", **d)
     flags.register_validator("crop_sizes", _valid_crops, message="--crop_sizes must be HxW pairs, e.g. 240x384, "
                              "each at most 480x640 with H*128/480 and W*160/640 divisible by 32... see "
-                             "litedepth_tf.augment.CROP_SIZES", **d)
+                             "litedepth_tf.data.augment.CROP_SIZES", **d)
     flags.register_validator("intrinsics", lambda v: len(v) == 4 and all(_is_float(x) and float(x) > 0 for x in v),
                              message="--intrinsics must be 4 positive numbers fx,fy,cx,cy", **d)
-    flags.register_validator("model", _known_model, message="--model must be a name in litedepth_tf.registry.MODELS",
+    flags.register_validator("model", _known_model, message="--model must be a name in litedepth_tf.models.presets.MODELS",
                              **d)
     flags.register_multi_flags_validator(["lr", "min_lr"], lambda f: 0 <= f["min_lr"] <= f["lr"],
                                          message="--min_lr must be in [0, --lr]", **d)
@@ -145,8 +161,6 @@ def _valid_crops(values):
 
 
 def _known_model(name):
-    from litedepth_tf.registry import MODELS
-
     return name in MODELS
 
 
@@ -163,7 +177,6 @@ def check_data_root(root, splits) -> None:
 
 def loss_config(f):
     """LossConfig from the loss flags (only the fields the losses module defines)."""
-    from litedepth_tf import losses
 
     wanted = dict(si_lambda=f.si_lambda, si_per_image=f.si_per_image, robust_alpha=f.robust_alpha, robust_c=f.robust_c)
     if f.vnl_samples:
@@ -173,24 +186,15 @@ def loss_config(f):
 
 
 def make_weighting(kind: str):
-    from litedepth_tf import reweight
-
     return reweight.DynamicReweight() if kind == "dynamic" else reweight.FixedWeights()
 
 
 def run(f) -> dict:
     """Trains with the parsed flags `f`; returns the trainer's summary."""
-    import keras
-    import tensorflow as tf
-
-    from litedepth_tf import fsutil, input_pipeline, registry
-    from litedepth_tf.losses import compute_losses
-    from litedepth_tf.schedules import WarmupPolyDecay
-    from litedepth_tf.trainer import LoopConfig, Trainer, is_chief, make_optimizer, strategy_from_name
 
     check_data_root(f.data_root, [f.train_split] + ([f.val_split] if f.val_split else []))
     fsutil.check_writable(f.run_dir, f.min_free_mb * 2**20, space_hint=" (--min_free_mb)")  # before any work
-    input_pipeline.BAD_SAMPLES.reset()  # data/skipped_samples counts this run's drops
+    bad_samples = BadSampleCounter()  # this run's dropped samples (TensorBoard data/skipped_samples)
     strategy = strategy_from_name(f.strategy)
     if f.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch_size={f.batch_size} must be divisible by the {strategy.num_replicas_in_sync} "
@@ -216,35 +220,29 @@ def run(f) -> dict:
             f.data_root, f.train_split, ctx.get_per_replica_batch_size(f.batch_size), training=True,
             seed=f.seed + 1000 * ctx.input_pipeline_id, deterministic=f.deterministic, crop_sizes=crops,
             intrinsics=intrinsics, cache_in_memory=f.cache_in_memory, on_bad_sample=f.on_bad_sample,
-            depth_stride=f.depth_stride)
+            depth_stride=f.depth_stride, bad_sample_counter=bad_samples)
 
     val_ds = None
     if f.val_split:
         val_ds = input_pipeline.make_dataset(f.data_root, f.val_split, 1, training=False, intrinsics=intrinsics,
-                                             on_bad_sample=f.on_bad_sample)
+                                             on_bad_sample=f.on_bad_sample, bad_sample_counter=bad_samples)
 
     cfg = loss_config(f)
     with strategy.scope():
         builder = registry.get_builder(f.model)
         model = builder(encoder_weights=f.encoder_weights) if f.encoder_weights else builder()
         if f.init_weights:
-            from litedepth_tf.model import load_weights
-
             load_weights(model, f.init_weights)
         weighting = make_weighting(f.loss_weighting)
         schedule = WarmupPolyDecay(f.lr, total_steps, min_lr=f.min_lr, warmup_steps=f.warmup_steps,
                                    warmup_ratio=f.warmup_ratio, power=f.lr_power)
         no_decay = ["sigma"]
         if f.model.startswith("teacher"):
-            from litedepth_tf.teacher import TEACHER_NO_WEIGHT_DECAY
-
             no_decay += list(TEACHER_NO_WEIGHT_DECAY)
         optimizer = make_optimizer(f.optimizer, schedule, epsilon=f.adam_epsilon, weight_decay=f.weight_decay,
                                    no_decay_names=no_decay)
         extra_loss_fn = None
         if f.teacher_weights:
-            from litedepth_tf.distill import load_teacher_for_distillation, make_distill_fn
-
             extra_loss_fn = make_distill_fn(load_teacher_for_distillation(f.teacher_weights, f.teacher_preset),
                                             weight=f.distill_weight)
 
@@ -259,33 +257,28 @@ def run(f) -> dict:
                       val_max_images=f.val_max_images, precise_bn_batches=f.precise_bn_batches)
     try:
         return trainer.fit(train_data, total_steps, f.run_dir, val_ds=val_ds, cfg=loop, batch_size=f.batch_size,
-                           resume=f.resume)
+                           resume=f.resume, bad_samples=bad_samples)
     except tf.errors.OpError as err:  # --on_bad_sample=fail inside tf.data: one line naming the file
-        clean = input_pipeline.bad_sample_error(err)
+        clean = bad_sample_error(err)
         if clean is None:
             raise
         raise clean from None
 
 
-def main(argv):
-    from litedepth_tf.fsutil import NotWritableError
-    from litedepth_tf.input_pipeline import BadSampleError
-
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main(argv, fv=None):
+    fv = flags.FLAGS if fv is None else fv
     logging.getLogger().setLevel(logging.INFO)
-    try:
-        summary = run(flags.FLAGS)
-    except (FileNotFoundError, NotWritableError, BadSampleError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    summary = run(fv)
     best = summary.get("best_si_rmse")
     print(f"done: {summary['step']} steps, {summary['skipped_steps']} skipped"
           + (f", best validation si-RMSE {best:.4f}" if best is not None else "")
-          + f"; outputs in {flags.FLAGS.run_dir}")
-    return 0
+          + f"; outputs in {fv.run_dir}")
+    return cli.EXIT_OK
+
+
+def entry_point():
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    entry_point()

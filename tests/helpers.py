@@ -1,9 +1,42 @@
-"""Declarative helpers shared by the tests."""
+"""Scaffolding shared by the tests: one way to run a command (in this process or a subprocess), one tiny-model
+factory, one small synthetic data set."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
+
+from litedepth_tf.common import cli
+from litedepth_tf.data.synthetic import generate
+from litedepth_tf.models.student import build_student
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "LITEDEPTH_NO_PROGRESS": "1"}
+
+
+def command_env(**extra) -> dict:
+    """The environment a command runs in under the tests: quiet TensorFlow, no progress bars."""
+    return dict(os.environ, **QUIET_ENV, **{k: str(v) for k, v in extra.items()})
+
+
+def run_command(args, timeout: float = 600, env: dict | None = None, check: bool = False, **kw):
+    """Runs ``python ARGS...`` (e.g. ``["-m", "litedepth_tf.evaluate", "--weights=..."]`` or
+    ``["export/export_tflite.py", ...]``) in the repository root; returns the CompletedProcess (text output)."""
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=command_env(**(env or {})),
+                          capture_output=True, text=True, timeout=timeout, **kw)
+    if check:
+        assert proc.returncode == 0, f"{' '.join(map(str, args))}: exit {proc.returncode}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def call_main(module, *args) -> int:
+    """A command module (``litedepth_tf.predict``, ...) run in this process, with its exit status and error line:
+    ``call_main(predict, "--weights", w, "--input", x, "--out", o)``."""
+    return cli.call(module.main, module.define_flags, [module.__name__, *map(str, args)])
 
 
 def randomize_batchnorm(model: keras.Model, seed: int = 0) -> None:
@@ -31,8 +64,8 @@ def make_depth_nontrivial(model: keras.Model, bias: float = -1.0) -> None:
 
 
 def random_student(seed: int = 0):
-    from litedepth_tf.model import build_student
-
+    """The tiny-model factory: a student with random weights, non-trivial BatchNorm statistics and mid-range
+    depth (so that parity and export tests compare real numbers)."""
     keras.utils.set_random_seed(seed)
     model = build_student()
     randomize_batchnorm(model, seed)
@@ -42,8 +75,6 @@ def random_student(seed: int = 0):
 
 def synthetic_root(tmp_path_factory, name: str, n_train: int, n_val: int, seed: int) -> str:
     """A small synthetic MAI-layout set in a fresh temp folder (for module-scoped `data_root` fixtures)."""
-    from litedepth_tf.data.synthetic import generate
-
     root = tmp_path_factory.mktemp(name)
     generate(str(root), n_train, n_val, seed=seed, workers=1, progress=False)
     return str(root)

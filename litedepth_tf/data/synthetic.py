@@ -1,6 +1,6 @@
 """Offline synthetic RGB-D scenes in the MAI 2022 layout.
 
-    python -m litedepth_tf.data.synthetic --out data/synthetic --train 400 --val 100 --seed 0
+    generate("data/synthetic", n_train=400, n_val=200, seed=0)   # or: python -m litedepth_tf.synthetic ...
 
 writes ``OUT/{train,local_val}/{rgb,depth}/NNNNN.png``: RGB uint8 480x640, depth uint16 PNG in millimetres,
 ``0`` = invalid (MAI convention).
@@ -29,7 +29,6 @@ worker processes produces byte-identical files. PNGs are written atomically (tem
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os
@@ -38,8 +37,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
-from litedepth_tf.constants import DEPTH_SCALE, INPUT_HEIGHT, INPUT_WIDTH, MAI_INTRINSICS, MAX_DEPTH
+from litedepth_tf.common.constants import DEPTH_SCALE, INPUT_HEIGHT, INPUT_WIDTH, MAI_INTRINSICS, MAX_DEPTH
+from litedepth_tf.common.progress import progress_bar
 
 MIN_VALID_DEPTH = 0.3  # metres; closer is invalid (sensor minimum range)
 SPLITS = {"train": 0, "local_val": 1}
@@ -487,8 +488,6 @@ def render_frame(seed: int, index: int, split: str = "train", height: int = INPU
 
 
 def _atomic_png(array, path, mode=None):
-    from PIL import Image
-
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     img = Image.fromarray(array, mode) if mode else Image.fromarray(array)
     img.save(tmp, format="PNG", compress_level=1)
@@ -522,7 +521,6 @@ def _remove_frames_beyond(out_dir: str, counts: dict) -> None:
 def generate(out_dir: str, n_train: int, n_val: int, seed: int = 0, workers: int | None = None,
              progress: bool = True) -> dict:
     """Write the data set; returns the manifest dict (with ``seconds`` and ``frames_per_second``)."""
-    from litedepth_tf.progress import progress_bar
 
     jobs = []
     for split, n in (("train", n_train), ("local_val", n_val)):
@@ -576,23 +574,3 @@ def ensure_synthetic(out_dir: str, n_train: int, n_val: int, seed: int = 0, work
     except (OSError, ValueError):
         pass
     return generate(out_dir, n_train, n_val, seed, workers, progress)
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="output root (gets train/ and local_val/)")
-    ap.add_argument("--train", type=int, default=400, help="number of training frames")
-    ap.add_argument("--val", type=int, default=100, help="number of local_val frames")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    ap.add_argument("--no-progress", action="store_true")
-    a = ap.parse_args(argv)
-    man = generate(a.out, a.train, a.val, a.seed, a.workers, not a.no_progress)
-    print(f"wrote {a.train} train + {a.val} local_val frames to {a.out} in {man['seconds']:.1f} s "
-          f"({man['frames_per_second']:.2f} frames/s, {man['workers']} workers)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

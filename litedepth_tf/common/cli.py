@@ -1,0 +1,73 @@
+"""The command-line convention of every litedepth_tf command.
+
+* One flag library (absl) and one spelling (underscores): ``--data_root``, ``--model`` (a preset name of
+  `litedepth_tf.models.presets`), ``--weights`` (a Keras ``.weights.h5``), ``--tflite`` (a ``.tflite``).
+* Exit status: 0 the work succeeded, 1 the work ran and failed (e.g. a metric outside its tolerance, every input
+  failed), 2 a usage or input error (a bad flag, a missing or unreadable file, a bad data set).
+* A usage or input error is one line on stderr, ``error: <what, naming the file or flag>``, no traceback.
+
+A command module defines ``define_flags(fv)`` (flags on any `FlagValues`, so tests can parse into a fresh one)
+and ``main(argv)``, and ends with ``cli.run(main, define_flags)``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class InputError(ValueError):
+    """A usage or input problem the user can fix (exit status 2); the message names the flag or file."""
+
+
+def error(message) -> int:
+    """Prints the one-line error and returns `EXIT_USAGE`."""
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def no_extra_args(argv) -> None:
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
+
+
+INPUT_ERRORS = (InputError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def call(main, define_flags, argv, input_errors=INPUT_ERRORS) -> int:
+    """What running the command does, in this process: `argv` (``argv[0]`` the program name) parsed into fresh
+    flags, ``main(argv, fv)``, and the same exit status and error line as `run`."""
+    try:
+        fv = define_flags(flags.FlagValues())
+        try:
+            rest = fv(list(argv))
+        except flags.Error as err:
+            raise InputError(str(err)) from None
+        no_extra_args(rest)
+        return main(rest, fv)
+    except input_errors as err:
+        return error(err)
+
+
+def run(main, define_flags=None, input_errors=INPUT_ERRORS):
+    """Runs `main(argv)` under absl: flag errors and `input_errors` become one line and exit 2."""
+    if define_flags is not None:
+        define_flags(flags.FLAGS)
+
+    def parse_flags(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as err:
+            sys.exit(error(err))
+
+    def wrapped(argv):
+        try:
+            no_extra_args(argv)
+            return main(argv)
+        except input_errors as err:
+            return error(err)
+
+    app.run(wrapped, flags_parser=parse_flags)

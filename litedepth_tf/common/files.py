@@ -1,0 +1,107 @@
+"""Atomic file writes, used by every module that writes results (weights, JSON, exports, PNGs).
+
+A write goes to a temp file in the destination's folder (same file system), is flushed and fsync'ed, then
+`os.replace`d over the destination. A kill at any moment leaves either the old file or the new one, never a
+truncated one. A leftover `*.tmp` file (from a kill before the rename) is harmless and never read.
+
+    atomic_write_bytes(path, data)
+    atomic_write_text(path, text)
+    atomic_write_json(path, obj, indent=2)
+    with atomic_path(path) as tmp: writer(tmp)     # for libraries that want a file name (h5, PNG encoders)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+from litedepth_tf.common.cli import InputError
+
+
+def _fsync_dir(folder: str) -> None:
+    try:  # make the rename itself durable (not supported on every platform / file system)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ".tmp"):
+    """Yields a temp path next to `path`; on a clean exit the temp file is fsync'ed and renamed to `path`,
+    on an exception it is removed. `suffix` lets writers that check the extension (Keras: `.weights.h5`) work:
+    the temp name then ends with it."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(folder)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_bytes(path, data: bytes) -> str:
+    """Writes `data` to `path` atomically; returns `path`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    return os.fspath(path)
+
+
+def atomic_write_text(path, text: str, encoding: str = "utf-8") -> str:
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_json(path, obj, indent: int = 2, **kwargs) -> str:
+    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, **kwargs) + "\n")
+
+
+def atomic_save_weights(model, path) -> str:
+    """`model.save_weights(path)` atomically (the temp name keeps the `.weights.h5` ending Keras insists on)."""
+    with atomic_path(path, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp, overwrite=True)
+    return os.fspath(path)
+
+
+class NotWritableError(OSError, InputError):
+    """A folder where a run must write cannot be written, or has too little free space."""
+
+
+def check_writable(folder, min_free_bytes: int = 0, what: str = "run directory", space_hint: str = "") -> str:
+    """Creates ``folder``, writes + fsyncs + removes a probe file there, and checks that at least
+    ``min_free_bytes`` are free on its file system. Raises NotWritableError naming the folder (``what`` it is, and
+    the free and needed space, then ``space_hint``, e.g. the flag that sets the minimum) so a run fails at start-up,
+    not at its first checkpoint hours later. Returns the folder."""
+
+    folder = os.fspath(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, f".write_probe_{os.getpid()}")
+        with open(probe, "wb") as fh:
+            fh.write(b"litedepth_tf write probe\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.remove(probe)
+    except OSError as err:
+        raise NotWritableError(f"cannot write into the {what} {folder!r}: {err.strerror or err}") from err
+    free = shutil.disk_usage(folder).free
+    if free < min_free_bytes:
+        raise NotWritableError(f"not enough free space for the {what} {folder!r}: {free / 2**20:.0f} MiB "
+                               f"free, at least {min_free_bytes / 2**20:.0f} MiB needed{space_hint}")
+    return folder

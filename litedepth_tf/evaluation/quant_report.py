@@ -1,0 +1,149 @@
+"""fp32 vs fp16 vs int8 from the same weights: accuracy (MAI metrics), drift from fp32, size and latency.
+
+    python export/export_tflite.py --weights runs/demo/best.weights.h5 --data_root data/synthetic \\
+        --report_split local_val --report_images 40 --out artifacts/litedepth_fp32.tflite
+
+or from Python: `quant_report(weights, data_root, "local_val", 40, "artifacts")`. It
+
+1. exports `litedepth_{fp32,fp16,int8}.tflite` into `out_dir` from one set of weights (int8: full-integer,
+   calibrated on `calib_images` frames of `calib_split` from the evaluation pipeline, `litedepth_tf.tflite.calibration`;
+   the final upsampling as `litedepth_tf.models.upsample.BilinearUpsample` unless `upsample="resize"`),
+2. runs the three files with the LiteRT interpreter on the SAME `n_images` frames of `split` (one pass, each frame
+   decoded once) and computes the MAI metrics of each (`litedepth_tf.evaluation.metrics.MAIMetrics`) and max / mean
+   |depth - fp32 depth| over all pixels,
+3. measures the file sizes (MB = 1e6 bytes) and the 1-thread latency (`litedepth_tf.tflite.benchmark.measure_latency`,
+   median of `runs` invocations),
+4. checks the targets (int8 si-RMSE <= fp32 + 0.02, int8 file <= 0.6 MB, int8 1-thread latency < fp32),
+   prints a table and writes everything to `json_path` (default `out_dir/quant_report.json`) atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from litedepth_tf.common.files import atomic_write_json
+from litedepth_tf.common.progress import progress_bar
+from litedepth_tf.data.pipeline import list_pairs, make_dataset
+from litedepth_tf.evaluation.metrics import MAIMetrics
+from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
+from litedepth_tf.tflite.benchmark import machine_info, measure_latency
+from litedepth_tf.tflite.calibration import representative_images
+from litedepth_tf.tflite.convert import build_deploy_from_weights, export_tflite
+from litedepth_tf.tflite.runtime import TFLiteModel
+
+QUANTS = ("fp32", "fp16", "int8")
+TARGETS = {"int8_si_rmse_over_fp32_max": 0.02, "int8_size_mb_max": 0.6}
+
+
+def si_rmse_key(metrics: dict) -> str | None:
+    """The scale-invariant RMSE entry of a MAI metrics dict, whatever its exact spelling."""
+    for k in metrics:
+        norm = k.lower().replace("-", "_").replace(" ", "_")
+        if norm in ("si_rmse", "sirmse", "si_rmse_log", "silog_rmse"):
+            return k
+    for k in metrics:
+        norm = k.lower()
+        if "si" in norm and "rmse" in norm:
+            return k
+    return None
+
+
+def tflite_name(quant: str, int8_io: str = "float32") -> str:
+    return f"litedepth_{quant}" + ("_uint8io" if quant == "int8" and int8_io == "uint8" else "") + ".tflite"
+
+
+def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0, out_dir: str = "artifacts",
+                 calib_split: str = "train", calib_images: int = 64, int8_io: str = "float32", threads: int = 1,
+                 runs: int = 50, upsample: str = "auto", json_path: str | None = None, seed: int = 0,
+                 merge_normalization: bool = True, progress: bool = True) -> dict:
+    """See the module docstring. Returns the report dict (also written to `json_path`)."""
+
+    out_dir = os.fspath(out_dir)
+    try:  # fail before the (slow) exports if the evaluation split is unusable
+        total = len(list_pairs(data_root, split))
+    except (FileNotFoundError, ValueError) as err:
+        raise ValueError(f"report split {split!r} under {os.fspath(data_root)!r} is unusable: {err}") from err
+    rep = representative_images(data_root, calib_split, calib_images, seed)
+    deploy = build_deploy_from_weights(weights, merge_normalization)
+
+    rows, paths, models = {}, {}, {}
+    for q in QUANTS:
+        t0 = time.perf_counter()
+        path = export_tflite(apply_upsample(deploy, q, upsample), os.path.join(out_dir, tflite_name(q, int8_io)), q,
+                             rep if q == "int8" else None, int8_io=int8_io if q == "int8" else "float32")
+        paths[q], models[q] = path, TFLiteModel(path, num_threads=threads)
+        rows[q] = {"path": path, "bytes": os.path.getsize(path), "size_mb": os.path.getsize(path) / 1e6,
+                   "upsample": resolve_upsample(upsample, q), "export_s": time.perf_counter() - t0,
+                   "io": f"{models[q].input_dtype.name} -> {np.dtype(models[q].output['dtype']).name}"}
+
+    n = total if not n_images or n_images <= 0 else min(int(n_images), total)
+    metrics = {q: MAIMetrics() for q in QUANTS}
+    max_diff = {q: 0.0 for q in QUANTS}
+    sum_diff = {q: 0.0 for q in QUANTS}
+    pixels, count = 0, 0
+    bar = progress_bar(total=n, desc="quant report", unit="image", disable=None if progress else True)
+    for batch in make_dataset(data_root, split, 1, training=False):
+        x, gt = batch["image"].numpy(), batch["depth"].numpy()
+        preds = {q: models[q].predict(x) for q in QUANTS}
+        for q in QUANTS:
+            metrics[q].update_state(preds[q], gt)
+            d = np.abs(preds[q].astype(np.float64) - preds["fp32"])
+            max_diff[q] = max(max_diff[q], float(d.max()))
+            sum_diff[q] += float(d.sum())
+        pixels += preds["fp32"].size
+        count += 1
+        bar.update(1)
+        if count >= n:
+            break
+    bar.close()
+
+    for q in QUANTS:
+        result = {k: float(np.asarray(v)) for k, v in metrics[q].result().items()}
+        lat = measure_latency(paths[q], threads, runs=runs)
+        rows[q].update(metrics=result, max_abs_diff_vs_fp32_m=max_diff[q], mean_abs_diff_vs_fp32_m=sum_diff[q] / pixels,
+                       **{f"latency_{threads}t_median_ms": lat.median_ms, f"latency_{threads}t_p90_ms": lat.p90_ms})
+    si = si_rmse_key(rows["fp32"]["metrics"])
+    lat_key = f"latency_{threads}t_median_ms"
+    checks = {
+        "int8_size_mb": {"value": rows["int8"]["size_mb"], "max": TARGETS["int8_size_mb_max"],
+                         "ok": rows["int8"]["size_mb"] <= TARGETS["int8_size_mb_max"]},
+        f"int8_latency_{threads}t_below_fp32": {"int8_ms": rows["int8"][lat_key], "fp32_ms": rows["fp32"][lat_key],
+                                                "ok": rows["int8"][lat_key] < rows["fp32"][lat_key]},
+    }
+    if si is not None:
+        delta = rows["int8"]["metrics"][si] - rows["fp32"]["metrics"][si]
+        checks["int8_si_rmse_over_fp32"] = {"value": delta, "max": TARGETS["int8_si_rmse_over_fp32_max"],
+                                            "ok": delta <= TARGETS["int8_si_rmse_over_fp32_max"], "metric": si}
+    report = {
+        "weights": None if weights is None else os.fspath(weights), "data_root": os.fspath(data_root),
+        "split": split, "n_images": count, "calibration": {"split": calib_split, "images": len(rep), "seed": seed,
+                                                           "stems": rep.stems},
+        "int8_io": int8_io, "threads": threads, "runs": runs, "machine": machine_info(), "rows": rows,
+        "checks": checks, "all_ok": all(c["ok"] for c in checks.values()),
+    }
+    atomic_write_json(json_path or os.path.join(out_dir, "quant_report.json"), report)
+    return report
+
+
+def format_report(report: dict) -> str:
+    """Markdown table: one row per quantisation, metric columns in the metrics' own order, then the checks."""
+    rows = report["rows"]
+    names = list(rows["fp32"]["metrics"])
+    lat_key = f"latency_{report['threads']}t_median_ms"
+    head = ["quant", "io", "size (MB)", f"{report['threads']}-thread median (ms)", "max abs diff vs fp32 (m)",
+            "mean abs diff vs fp32 (m)"] + names
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for q in [q for q in QUANTS if q in rows] + [q for q in rows if q not in QUANTS]:
+        r = rows[q]
+        cells = [q, r["io"], f"{r['size_mb']:.3f}", f"{r[lat_key]:.2f}", f"{r['max_abs_diff_vs_fp32_m']:.4f}",
+                 f"{r['mean_abs_diff_vs_fp32_m']:.4f}"] + [f"{r['metrics'][k]:.4f}" for k in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(f"\n{report['n_images']} images of {report['data_root']}/{report['split']}; int8 calibrated on "
+                 f"{report['calibration']['images']} images of {report['calibration']['split']}")
+    for name, c in report["checks"].items():
+        detail = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in c.items() if k != "ok")
+        lines.append(f"{'PASS' if c['ok'] else 'FAIL'} {name}: {detail}")
+    return "\n".join(lines)

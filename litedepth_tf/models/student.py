@@ -1,0 +1,98 @@
+"""The LiteDepth student: a train view and a deploy view that share (or fold) the same weights.
+
+* `build_student()` -> the **train view**: raw RGB 0..255 at any size divisible by 32 (the pipeline
+  already resized the crop) -> normalise -> MobileNetV3-Small encoder -> light decoder -> dict of
+  `depth` (stride 4, metres) and the pre-activation decoder features `feat_4`, `feat_8`, `feat_16`.
+* `build_deploy_model(train_model)` -> the **deploy view**: `[1, 480, 640, 3]` raw RGB -> resize to
+  128x160 inside the graph (fast downsampling) -> train view -> depth 32x40 -> resize to `[1, 480, 640, 1]`.
+  With `merge_normalization=True` (default) the normalisation is folded into the first conv
+  (`litedepth_tf.models.normalization`); the result is a weight *snapshot*. With False it wraps `train_model` itself.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import layers, ops
+
+from litedepth_tf.models.mobilenet import build_mobilenet_encoder
+from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, NET_HEIGHT, NET_WIDTH, NORM_MEAN, NORM_STD
+from litedepth_tf.models.decoder import light_decoder
+from litedepth_tf.models.normalization import merge_first_conv
+
+ENCODER_NAME = "encoder"
+
+
+def build_student(weights=None, input_shape=(None, None, 3), encoder_weights=None, name="student") -> keras.Model:
+    """The train view. `encoder_weights`: None | "imagenet" | path (encoder only, before training).
+    `weights`: path to full student weights (`.weights.h5`) saved by the trainer, loaded strictly."""
+    encoder = build_mobilenet_encoder(input_shape=input_shape, weights=encoder_weights, name=ENCODER_NAME)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Rescaling(1.0 / NORM_STD, offset=-NORM_MEAN / NORM_STD, name="normalize")(inputs)
+    outputs = light_decoder(encoder(x))
+    model = keras.Model(inputs, outputs, name=name)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def load_weights(model: keras.Model, path) -> None:
+    """Loads a `.weights.h5` file; a missing file or a shape mismatch raises an error naming the path."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Weights file not found: {path!r}")
+    try:
+        model.load_weights(path)
+    except Exception as err:  # noqa: BLE001 - add the file name to Keras' message
+        raise ValueError(f"Could not load weights from {path!r} into {model.name!r}: {err}") from err
+
+
+def _merged_copy(train_model: keras.Model) -> keras.Model:
+    """A 128x160 copy of the train view with the normalisation folded into the first conv."""
+    encoder = train_model.get_layer(ENCODER_NAME)
+    merged_encoder = merge_first_conv(encoder, (NET_HEIGHT, NET_WIDTH, 3), NORM_MEAN, NORM_STD)
+    inputs = keras.Input(shape=(NET_HEIGHT, NET_WIDTH, 3), name="image")
+    outputs = light_decoder(merged_encoder(inputs))
+    model = keras.Model(inputs, outputs, name=train_model.name + "_merged")
+    for layer in model.layers:
+        if layer.weights and layer.name != ENCODER_NAME:
+            layer.set_weights(train_model.get_layer(layer.name).get_weights())
+    return model
+
+
+def can_merge_normalization(train_model: keras.Model) -> bool:
+    """Whether the normalisation can be folded into the model's first conv: the student (MobileNetV3 encoder with
+    its first conv named `conv`) can; the Swin teachers (patch embedding + LayerNorm) cannot."""
+    try:
+        train_model.get_layer(ENCODER_NAME).get_layer("conv")
+    except ValueError:
+        return False
+    return True
+
+
+def build_deploy_model(train_model: keras.Model, merge_normalization: bool = True, name="litedepth") -> keras.Model:
+    """[1, 480, 640, 3] raw RGB float32 -> [1, 480, 640, 1] depth in metres."""
+    if merge_normalization and not can_merge_normalization(train_model):
+        raise ValueError(f"model {train_model.name!r}: the normalisation can only be merged into the student's first "
+                         "conv; build its deploy view with merge_normalization=False")
+    core = _merged_copy(train_model) if merge_normalization else train_model
+    inputs = keras.Input(shape=(INPUT_HEIGHT, INPUT_WIDTH, 3), batch_size=1, name="image")
+    small = ops.image.resize(inputs, (NET_HEIGHT, NET_WIDTH), interpolation="bilinear")
+    depth = core(small, training=False)["depth"]
+    depth = ops.image.resize(depth, (INPUT_HEIGHT, INPUT_WIDTH), interpolation="bilinear")
+    return keras.Model(inputs, depth, name=name)
+
+
+def check_image_batch(images, expected_hw=None, divisible_by: int = 32, what: str = "images") -> None:
+    """Raises a ValueError naming the expected shape unless `images` is [N, H, W, 3] (H, W divisible by
+    `divisible_by`, or equal to `expected_hw`). Used by every entry point before a model sees the data."""
+    shape = tuple(getattr(images, "shape", ()))
+    if expected_hw is not None:
+        want = f"[N, {expected_hw[0]}, {expected_hw[1]}, 3] raw RGB"
+        ok = len(shape) == 4 and tuple(shape[1:]) == (*expected_hw, 3)
+    else:
+        want = f"[N, H, W, 3] raw RGB with H and W divisible by {divisible_by}"
+        ok = len(shape) == 4 and shape[3] == 3 and all(d is None or d % divisible_by == 0 for d in shape[1:3])
+    if not ok:
+        raise ValueError(f"{what}: expected shape {want}, got {shape}")

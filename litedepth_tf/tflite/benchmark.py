@@ -1,0 +1,93 @@
+"""Latency, size and complexity of exported depth models (library behind `export/benchmark.py`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+
+from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.models.complexity import count_macs
+from litedepth_tf.tflite.runtime import TFLiteModel
+
+
+@dataclasses.dataclass
+class Latency:
+    threads: int
+    median_ms: float
+    p90_ms: float
+    runs: int
+
+
+def measure_latency(path: str, threads: int, runs: int = 50, warmup: int = 5, seed: int = 0) -> Latency:
+    """Median and p90 of `runs` timed `invoke()` calls after `warmup` untimed ones (one fixed random input)."""
+    model = TFLiteModel(path, num_threads=threads, check_signature=False)
+    shape = model.input_shape
+    x = np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
+    if model.input_dtype != np.float32:
+        x = x.astype(model.input_dtype)
+    model.interpreter.set_tensor(model.input["index"], x)
+    for _ in range(warmup):
+        model.invoke()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        model.invoke()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return Latency(threads, float(np.median(times)), float(np.percentile(times, 90)), runs)
+
+
+def benchmark_model(name, keras_model, out_dir, quant="fp32", threads=(1, 2), runs=50, representative=None):
+    """Exports `keras_model`, then returns a dict row: params, MACs, size, latency per thread count."""
+    path = os.path.join(out_dir, f"{name}_{quant}.tflite")
+    export_tflite(keras_model, path, quant=quant, representative_images=representative)
+    row = {
+        "model": name,
+        "quant": quant,
+        "input": "x".join(str(d) for d in keras_model.input.shape[1:3]),
+        "params": int(keras_model.count_params()),
+        "macs": count_macs(keras_model),
+        "tflite_bytes": os.path.getsize(path),
+        "tflite_path": path,
+    }
+    for t in threads:
+        lat = measure_latency(path, t, runs=runs)
+        row[f"latency_{t}t_median_ms"] = lat.median_ms
+        row[f"latency_{t}t_p90_ms"] = lat.p90_ms
+    return row
+
+
+def machine_info() -> dict:
+    info = {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        if names:
+            info["cpu_model"] = names[0]
+    except OSError:
+        pass
+    try:
+        info["loadavg_1m_at_start"] = os.getloadavg()[0]
+    except OSError:
+        pass
+    return info
+
+
+def format_table(rows, threads=(1, 2)) -> str:
+    head = ["model", "quant", "input", "params (M)", "MACs (G)", "tflite (MB)"]
+    head += [f"{t}-thread median / p90 (ms)" for t in threads]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], r["quant"], r["input"], f"{r['params'] / 1e6:.3f}", f"{r['macs'] / 1e9:.3f}",
+                 f"{r['tflite_bytes'] / 1e6:.3f}"]
+        cells += [f"{r[f'latency_{t}t_median_ms']:.2f} / {r[f'latency_{t}t_p90_ms']:.2f}" for t in threads]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def default_out_dir() -> str:
+    return tempfile.mkdtemp(prefix="litedepth_bench_")

@@ -1,0 +1,134 @@
+"""python -m litedepth_tf.predict: images, folders (bad files skipped), videos, MAI uint16 millimetres."""
+
+import os
+
+import imageio.v3 as iio
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import litedepth_tf
+from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.data.pipeline import decode_pair
+from litedepth_tf.models.student import build_deploy_model
+from litedepth_tf import predict
+from litedepth_tf.common.images import depth_to_mm
+from tests.helpers import call_main, random_student
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("predict_models")
+    student = random_student(31)
+    weights = str(d / "student.weights.h5")
+    student.save_weights(weights)
+    tfl = export_tflite(build_deploy_model(student), str(d / "student_fp32.tflite"))
+    return weights, tfl
+
+
+def _image(h, w, seed=0):
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    noise = np.random.default_rng(seed).normal(0, 10, (h, w, 3))
+    return np.clip(np.stack([255 * yy, 255 * xx, 128 + 90 * np.sin(7 * xx)], -1) + noise, 0, 255).astype(np.uint8)
+
+
+def _png_size(path):
+    with Image.open(path) as im:
+        return im.size[1], im.size[0]
+
+
+def test_single_image_uint16_mm_round_trip(models, tmp_path):
+    src = tmp_path / "in" / "frame 1.png"
+    src.parent.mkdir()
+    Image.fromarray(_image(480, 640)).save(src)
+    out = tmp_path / "out"
+    assert call_main(predict, *["--weights", models[0], "--input", str(src), "--out", str(out)]) == 0
+    depth_png, color_png = out / "depth" / "frame 1.png", out / "color" / "frame 1.png"
+    assert _png_size(depth_png) == _png_size(color_png) == (480, 640)
+    with Image.open(depth_png) as im:
+        assert im.mode == "I;16"
+    expected = litedepth_tf.load(models[0]).predict(np.asarray(Image.open(src)))
+    _, depth = decode_pair(str(src), str(depth_png))  # the MAI reader: uint16 mm -> metres
+    assert np.abs(depth.numpy()[..., 0] - expected).max() <= 1e-3 + 1e-6
+    assert np.asarray(Image.open(color_png)).shape == (480, 640, 3)
+
+
+def test_depth_to_mm_is_the_mai_convention():
+    d = np.array([[0.0, 0.0004, 0.0005, 1.2344, 1.2346], [40.0, 65.535, 70.0, np.nan, np.inf]])
+    np.testing.assert_array_equal(depth_to_mm(d), [[0, 0, 0, 1234, 1235], [40000, 65535, 65535, 0, 0]])
+
+
+def test_folder_with_odd_sizes_gray_rgba_16bit_and_a_corrupt_file(models, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_image(481, 641)).save(src / "odd.jpg", quality=95)
+    Image.fromarray(_image(200, 300)[..., 0]).save(src / "gray.png")
+    Image.fromarray(np.dstack([_image(240, 320), np.full((240, 320), 128, np.uint8)])).save(src / "rgba.png")
+    (src / "rgb16.png").write_bytes(tf.io.encode_png(_image(120, 160).astype(np.uint16) * 257).numpy())
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    (src / "readme.txt").write_text("not an image")
+    out = tmp_path / "out"
+    code = call_main(predict, *["--tflite", models[1], "--input", str(src), "--out", str(out), "--side_by_side", "--colorbar"])
+    err = capsys.readouterr()
+    assert code == 0
+    assert "broken.png" in err.err and "readme.txt" in err.err
+    assert "grayscale" in err.out and "alpha" in err.out and "16-bit" in err.out
+    sizes = {"odd": (481, 641), "gray": (200, 300), "rgba": (240, 320), "rgb16": (120, 160)}
+    assert sorted(os.listdir(out / "depth")) == sorted(f"{s}.png" for s in sizes)
+    for stem, (h, w) in sizes.items():
+        assert _png_size(out / "depth" / f"{stem}.png") == (h, w)
+        ch, cw = _png_size(out / "color" / f"{stem}.png")
+        assert ch == h and cw > w  # colour bar on the right
+        assert _png_size(out / "side_by_side" / f"{stem}.png") == (h, w + cw)
+    # the 16-bit image gives the same depth as its 8-bit version
+    d16 = np.asarray(Image.open(out / "depth" / "rgb16.png"), np.float64)
+    d8 = depth_to_mm(litedepth_tf.load(models[1]).predict(_image(120, 160)))
+    assert np.abs(d16 - d8).max() <= 1
+
+
+def test_all_failed_is_exit_1_and_usage_errors_exit_2(models, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.jpg").write_bytes(b"garbage")
+    assert call_main(predict, *["--tflite", models[1], "--input", str(bad), "--out", str(tmp_path / "o")]) == 1
+    assert "a.jpg" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert call_main(predict, *["--tflite", models[1], "--input", str(empty), "--out", str(tmp_path / "o")]) == 2
+    assert "empty" in capsys.readouterr().err
+    (tmp_path / "x.xyz").write_text("?")
+    assert call_main(predict, *["--tflite", models[1], "--input", str(tmp_path / "x.xyz"), "--out", str(tmp_path / "o")]) == 2
+    assert "x.xyz" in capsys.readouterr().err and True
+    img = tmp_path / "ok.png"
+    Image.fromarray(_image(48, 64)).save(img)
+    assert call_main(predict, *["--tflite", models[1], "--input", str(img), "--out", str(tmp_path / "o"),
+                 "--colormap", "no_such_map"]) == 2
+    assert "no_such_map" in capsys.readouterr().err
+    inputs = keras.Input((240, 320, 3), batch_size=1)
+    wrong = export_tflite(keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs)), str(tmp_path / "wrong.tflite"))
+    assert call_main(predict, *["--tflite", wrong, "--input", str(img), "--out", str(tmp_path / "o")]) == 2
+    msg = capsys.readouterr().err
+    assert "wrong.tflite" in msg and "signature" in msg
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".gif"])
+def test_video(models, tmp_path, ext):
+    frames = np.stack([np.roll(_image(96, 130, seed=i), 4 * i, axis=1) for i in range(5)])
+    src = tmp_path / f"clip{ext}"
+    if ext == ".gif":
+        iio.imwrite(src, frames, duration=200, loop=0)
+    else:
+        iio.imwrite(src, frames, plugin="FFMPEG", fps=5, macro_block_size=2)
+    out = tmp_path / "out"
+    assert call_main(predict, *["--tflite", models[1], "--input", str(src), "--out", str(out), "--side_by_side",
+                 "--save_frames", "--range", "fixed", "--vmin", "0", "--vmax", "8"]) == 0
+    depth_video = [f for f in iio.imiter(out / "clip_depth.mp4", plugin="FFMPEG")]
+    sbs = [f for f in iio.imiter(out / "clip_side_by_side.mp4", plugin="FFMPEG")]
+    assert len(depth_video) == len(sbs) == 5
+    assert depth_video[0].shape == (96, 130, 3) and sbs[0].shape == (96, 260, 3)
+    assert iio.immeta(out / "clip_depth.mp4", plugin="FFMPEG")["fps"] == pytest.approx(5.0)
+    assert sorted(os.listdir(out / "depth")) == [f"clip_{i:06d}.png" for i in range(5)]
+    assert _png_size(out / "depth" / "clip_000003.png") == (96, 130)
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp") or n.startswith(".")]

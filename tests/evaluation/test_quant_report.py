@@ -1,0 +1,183 @@
+"""int8 export end to end (full-integer weights + activations, float32 or uint8 I/O) and the quant report."""
+
+import collections
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from litedepth_tf.tflite.calibration import representative_images
+from litedepth_tf.data.synthetic import generate
+from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.models.student import build_deploy_model
+from litedepth_tf.tflite.runtime import TFLiteModel
+from litedepth_tf.models.upsample import BilinearUpsample, apply_upsample, upsample_kernel, with_fast_upsampling
+from tests.helpers import random_student, run_command
+
+# int8 vs fp32 Keras on calibration-like (synthetic eval) frames, in output quantisation steps: the output
+# (>= 0, 40 * sigmoid) is calibrated on [0, max], one int8 step ~ max / 255; the network adds its own rounding.
+INT8_MAX_ABS_STEPS = 4.0  # measured ~3 (random student, depth ~8..14 m: step ~0.05 m)
+INT8_MEAN_ABS_STEPS = 1.0  # measured ~0.6
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quant_data")
+    generate(str(out), n_train=4, n_val=2, seed=5, workers=1, progress=False)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def deploy():
+    return build_deploy_model(random_student(11))
+
+
+@pytest.fixture(scope="module")
+def exported(root, deploy, tmp_path_factory):
+    d = tmp_path_factory.mktemp("quant_models")
+    rep = representative_images(root, "train", 4)
+    model = apply_upsample(deploy, "int8")  # what every int8 export uses (auto)
+    out = {io: export_tflite(model, str(d / f"m_{io}.tflite"), "int8", rep, int8_io=io) for io in ("float32", "uint8")}
+    out["resize"] = export_tflite(deploy, str(d / "m_resize.tflite"), "int8", rep)
+    return out
+
+
+def _val_images(root):
+    return [b[0] for b in representative_images(root, "local_val", 0)()]
+
+
+def _op_names(model):
+    return collections.Counter(o["op_name"] for o in model.interpreter._get_ops_details())
+
+
+@pytest.mark.parametrize("io", ["float32", "uint8"])
+def test_int8_is_full_integer(exported, io):
+    m = TFLiteModel(exported[io])
+    dtypes = collections.Counter(np.dtype(t["dtype"]).name for t in m.interpreter.get_tensor_details())
+    assert dtypes["int8"] >= 50  # every weight and activation
+    assert dtypes["float32"] <= 2 and dtypes["float16"] == 0  # at most the float32 I/O tensors
+    ops = _op_names(m)
+    assert ops["CONV_2D"] > 0 and ops["RESIZE_BILINEAR"] > 0  # resizes run in int8 too
+    assert ops["TRANSPOSE"] == 1 and ops["MIRROR_PAD"] == 1  # the final upsampling is BilinearUpsample
+    assert ops["QUANTIZE"] >= 1
+    assert os.path.getsize(exported[io]) <= 0.6e6  # target for the int8 student (architecture-determined)
+    assert not [t["name"] for t in m.interpreter.get_tensor_details() if ";" in t["name"]]  # compact names
+    want = np.float32 if io == "float32" else np.uint8
+    assert m.input_dtype == want and np.dtype(m.output["dtype"]) == want
+    if io == "uint8":
+        for det in (m.input, m.output):
+            scale, zero = det["quantization"]
+            assert scale > 0 and 0 <= zero <= 255
+
+
+def test_int8_close_to_keras_on_eval_frames(root, deploy, exported):
+    models = [TFLiteModel(exported[k]) for k in ("float32", "uint8", "resize")]
+    for x in _val_images(root):
+        ref = np.asarray(deploy(x, training=False))
+        for m in models:
+            got = m.predict(x)
+            assert got.shape == ref.shape == (1, 480, 640, 1) and got.dtype == np.float32
+            diff, step = np.abs(got - ref), float(ref.max()) / 255.0
+            assert diff.max() < INT8_MAX_ABS_STEPS * step and diff.mean() < INT8_MEAN_ABS_STEPS * step, (
+                m.path, diff.max(), diff.mean(), step)
+
+
+def test_uint8_io_quantises_input_and_dequantises_output(exported):
+    m = TFLiteModel(exported["uint8"])
+    x = np.random.default_rng(0).uniform(0, 255, (1, 480, 640, 3)).astype(np.float32)
+    scale, zero = m.input["quantization"]
+    q = np.clip(np.round(x / scale + zero), 0, 255).astype(np.uint8)
+    m.interpreter.set_tensor(m.input["index"], q)
+    m.interpreter.invoke()
+    raw = m.interpreter.get_tensor(m.output["index"])
+    oscale, ozero = m.output["quantization"]
+    np.testing.assert_allclose(m.predict(x), (raw.astype(np.float32) - ozero) * oscale, atol=1e-6)
+
+
+def test_bilinear_upsample_is_tf_resize():
+    x = np.random.default_rng(0).uniform(0, 10, (2, 32, 40, 1)).astype(np.float32)
+    ref = tf.image.resize(x, (480, 640), "bilinear").numpy()
+    exact = BilinearUpsample((480, 640), integer_friendly=False)(x).numpy()
+    assert exact.shape == (2, 480, 640, 1) and np.abs(exact - ref).max() < 1e-4  # float32 rounding at 0..10
+    friendly = BilinearUpsample((480, 640))(x).numpy()
+    assert np.abs(friendly - ref).max() < 0.005 * 10  # taps moved by < 0.4 % of the local depth differences
+    for fy, fx in ((15, 16), (4, 4), (3, 5)):
+        k = upsample_kernel(fy, fx)
+        np.testing.assert_allclose(k.sum(axis=(0, 1, 2)), 1.0, atol=1e-6)  # every phase keeps gain 1
+        scale = k.max(axis=(0, 1, 2)) / 127  # the converter's per-channel int8 scale
+        q = k / scale
+        np.testing.assert_allclose(q, np.round(q), atol=1e-3)  # ... quantises every tap exactly
+    with pytest.raises(ValueError, match="integer multiple"):
+        BilinearUpsample((100, 100))(np.zeros((1, 32, 40, 1), np.float32))
+
+
+def test_fast_upsampling_deploy_equals_deploy(deploy):
+    x = np.random.default_rng(1).uniform(0, 255, (1, 480, 640, 3)).astype(np.float32)
+    ref = np.asarray(deploy(x, training=False))
+    assert np.abs(np.asarray(with_fast_upsampling(deploy, integer_friendly=False)(x)) - ref).max() < 5e-5
+    # integer-friendly taps move by < 0.5 % of the local depth differences (at most the map's range)
+    assert np.abs(np.asarray(apply_upsample(deploy, "int8")(x)) - ref).max() < 5e-3 * (ref.max() - ref.min())
+    assert apply_upsample(deploy, "fp32") is deploy
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        apply_upsample(deploy, "int8", "nearest")
+
+
+def test_compact_tensor_names_changes_nothing_but_names(deploy, tmp_path):
+    from litedepth_tf.tflite.compact import compact_tensor_names
+
+    path = export_tflite(deploy, str(tmp_path / "fp32.tflite"))  # fp32 exports keep the converter's names
+    data = open(path, "rb").read()
+    small = tmp_path / "fp32_compact.tflite"
+    small.write_bytes(compact_tensor_names(data))
+    assert small.stat().st_size < len(data) - 10_000
+    a, b = TFLiteModel(path), TFLiteModel(str(small))
+    x = np.random.default_rng(2).uniform(0, 255, (1, 480, 640, 3)).astype(np.float32)
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
+    assert a.interpreter.get_signature_list() == b.interpreter.get_signature_list()
+
+
+def test_int8_needs_calibration(deploy, tmp_path):
+    with pytest.raises(ValueError, match="representative_images"):
+        export_tflite(deploy, str(tmp_path / "x.tflite"), "int8")
+
+
+
+
+def test_quant_report_cli(root, tmp_path):
+    """export_tflite.py --report_split: three exports from one set of weights, evaluated on the same images."""
+    pytest.importorskip("litedepth_tf.evaluation.metrics")
+    from litedepth_tf.evaluation.quant_report import format_report
+
+    weights = str(tmp_path / "s.weights.h5")
+    random_student(12).save_weights(weights)
+    cmd = ["export/export_tflite.py", f"--weights={weights}",
+           f"--data_root={root}", "--report_split=local_val", "--report_images=2", "--calib_images=2",
+           "--report_runs=3", f"--out={tmp_path / 'art' / 'x.tflite'}"]
+    proc = run_command(cmd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.load(open(tmp_path / "art" / "quant_report.json"))
+    assert report["n_images"] == 2 and report["calibration"]["images"] == 2
+    assert sorted(report["rows"]) == ["fp16", "fp32", "int8"]
+    for q, row in report["rows"].items():
+        assert os.path.isfile(row["path"]) and row["size_mb"] > 0 and row["latency_1t_median_ms"] > 0
+        assert row["metrics"] and all(np.isfinite(v) for v in row["metrics"].values())
+    assert report["rows"]["fp32"]["max_abs_diff_vs_fp32_m"] == 0
+    # bound: INT8_MAX_ABS_STEPS steps of the widest possible output range [0, 40 m]
+    assert 0 < report["rows"]["int8"]["max_abs_diff_vs_fp32_m"] < INT8_MAX_ABS_STEPS * 40.0 / 255.0
+    assert report["rows"]["int8"]["upsample"] == "conv" and report["rows"]["fp32"]["upsample"] == "resize"
+    assert {"int8_size_mb", "int8_latency_1t_below_fp32"} <= set(report["checks"])
+    assert report["checks"]["int8_size_mb"]["ok"]
+    table = format_report(report)
+    assert "| int8 |" in table and "quant_report.json" in proc.stdout
+    assert "| int8 |" in proc.stdout
+
+
+def test_quant_report_names_a_missing_split(root, tmp_path):
+    pytest.importorskip("litedepth_tf.evaluation.metrics")
+    from litedepth_tf.evaluation.quant_report import quant_report
+
+    with pytest.raises(ValueError, match="report split 'nope'"):
+        quant_report(None, root, "nope", 1, str(tmp_path))
+    assert not os.listdir(tmp_path)  # nothing exported

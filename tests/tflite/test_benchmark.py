@@ -1,0 +1,48 @@
+import json
+import os
+
+import keras
+import pytest
+
+from litedepth_tf.tflite.benchmark import benchmark_model, format_table
+from litedepth_tf.models.fastdepth import build_fastdepth
+from litedepth_tf.models.complexity import count_macs
+from tests.helpers import run_command
+
+
+
+def test_count_macs_by_hand():
+    inputs = keras.Input((8, 10, 3), batch_size=1)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same")(inputs)  # 4*5 * 9*3*4 = 2160
+    x = keras.layers.DepthwiseConv2D(5, padding="same")(x)  # 4*5 * 25*4 = 2000
+    x = keras.layers.Conv2D(2, 1)(x)  # 4*5 * 4*2 = 160
+    assert count_macs(keras.Model(inputs, x)) == 2160 + 2000 + 160
+
+
+def test_fastdepth_matches_published_complexity():
+    model = build_fastdepth((224, 224, 3))
+    assert model.output.shape == (1, 224, 224, 1)
+    assert 3.8e6 < model.count_params() < 4.1e6  # FastDepth paper: 3.93 M (MobileNet-NNConv5)
+    assert 0.70e9 < count_macs(model) < 0.78e9  # FastDepth paper: 0.74 GMACs at 224x224
+
+
+def test_benchmark_row_and_table(tmp_path):
+    inputs = keras.Input((480, 640, 3), batch_size=1)
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
+    row = benchmark_model("tiny", model, str(tmp_path), "fp32", threads=(1,), runs=3)
+    assert row["macs"] == 480 * 640 * 27 and row["params"] == 28
+    assert row["tflite_bytes"] == os.path.getsize(row["tflite_path"]) > 0
+    assert 0 < row["latency_1t_median_ms"] <= row["latency_1t_p90_ms"]
+    table = format_table([row], threads=(1,))
+    assert "| tiny | fp32 | 480x640 | 0.000 |" in table
+
+
+@pytest.mark.slow
+def test_benchmark_cli_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_command(["export/benchmark.py", f"--out={out}", "--runs=2", "--threads=1", f"--tflite_dir={tmp_path}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert {r["model"] for r in result["rows"]} == {"litedepth_student", "fastdepth", "fastdepth_224"}
+    assert "student / FastDepth latency" in proc.stdout
+    assert set(result["student_over_fastdepth_latency"]) == {"1t"}
