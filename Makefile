@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 # ---- the demo: synthetic data -> train -> evaluate -> export (+ .tflite evaluated) -> int8 report -> benchmark
-# ---- -> a real photo (Middlebury). Numbers from the last run: README.md "Numbers".
+# ---- -> a real photo (Middlebury). What each step gave: README.md.
 demo: $(STAMP)
 	$(MAKE) --no-print-directory data train evaluate export quant-report benchmark middlebury
 

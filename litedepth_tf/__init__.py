@@ -1,6 +1,6 @@
 """litedepth_tf: LiteDepth (Li et al., MAI@ECCV 2022) in pure TensorFlow/Keras."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def load(path, model: str = "student", num_threads=None):

@@ -27,12 +27,9 @@ import os
 import time
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH
-from litedepth_tf.models.presets import build_model
-from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
 from litedepth_tf.tflite.runtime import TFLiteModel
 
 NET_HW = (INPUT_HEIGHT, INPUT_WIDTH)
@@ -164,6 +161,12 @@ class DepthModel:
 
 
 def _keras_runner(path, preset):
+    # TensorFlow only for Keras weights: a .tflite model runs on ai_edge_litert alone (edge hosts without TF).
+    import tensorflow as tf
+
+    from litedepth_tf.models.presets import build_model
+    from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
+
     train_view = build_model(preset, weights=path)
     deploy = build_deploy_model(train_view, merge_normalization=can_merge_normalization(train_view))
     fn = tf.function(lambda x: deploy(x, training=False), reduce_retracing=True)

@@ -9,8 +9,9 @@ Writes into `--run_dir`: `flags.txt` (every resolved flag, reusable as `--flagfi
 `ckpt/` (tf.train.CheckpointManager), `best.weights.h5` (lowest validation si-RMSE), `last.weights.h5`,
 `best_metrics.json`, `summary.json`.
 
-Flags are grouped by the module they configure: data (input_pipeline), model (registry), loss (losses /
-reweight), optimizer (schedules + Keras optimizer) and run (trainer loop). Every flag is validated before any
+Flags are grouped by the module they configure: data (`data.pipeline`), model (`models.presets`), loss
+(`training.losses` / `training.reweight`), optimizer (`training.schedules` + Keras optimizer) and run
+(`training.loop`). Every flag is validated before any
 work starts; a bad value is an error naming the flag.
 """
 

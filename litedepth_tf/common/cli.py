@@ -12,6 +12,7 @@ and ``main(argv)``, and ends with ``cli.run(main, define_flags)``.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from absl import app, flags
@@ -64,6 +65,9 @@ def run(main, define_flags=None, input_errors=INPUT_ERRORS):
             sys.exit(error(err))
 
     def wrapped(argv):
+        # TensorFlow gives its logger a stderr handler of its own when it is imported before absl's root handler
+        # exists (as it is here, at module import); with both, every TF log line would be printed twice.
+        logging.getLogger("tensorflow").handlers.clear()
         try:
             no_extra_args(argv)
             return main(argv)

@@ -1,4 +1,4 @@
-"""Atomic writes (issue 7 item 2): a process SIGKILLed in the middle of writing an output leaves the previous
+"""Atomic writes: a process SIGKILLed in the middle of writing an output leaves the previous
 complete file, or nothing, never a truncated one; a leftover temp file is hidden (`.name.*`) and never matches the
 output's pattern, so nothing that lists outputs picks it up.
 

@@ -1,4 +1,4 @@
-"""Data faults during training (issue 7, items 3 and 5).
+"""Data faults during training.
 
 Faults: random bytes instead of a PNG (rejected by the header check when the dataset is built), a PNG whose
 header is fine but whose body is garbage, a truncated PNG, an all-invalid depth map (all 0), and a file deleted

@@ -1,4 +1,4 @@
-"""Fuzzing the input side (issue 7 item 6): random bytes, empty, truncated and lying-header PNGs, other PNG modes
+"""Fuzzing the input side: random bytes, empty, truncated and lying-header PNGs, other PNG modes
 (palette, grayscale, gray+alpha, RGBA, 16-bit gray, 16-bit RGB) and odd sizes (1x1, 481x641, 4000x3000) into
 `predict`, `data_check` and `evaluate`, plus bad depth maps (8-bit, RGB, all 0, all beyond 40 m, wrong size).
 Each CLI runs as a subprocess with a timeout (a hang fails the test): a controlled exit code, no Python traceback,

@@ -1,4 +1,4 @@
-"""kill -9 during training (issue 7 item 1), on one run killed four times, then resumed to the end:
+"""kill -9 during training, on one run killed four times, then resumed to the end:
 
 1. from outside, at a random step (seeded), while `python -m litedepth_tf.train` runs;
 2. inside TensorFlow's checkpoint write: the shard `ckpt-K_temp/part-*.data` written (and cut to half), the final

@@ -1,4 +1,4 @@
-"""The two-stage LiteDepth recipe through the real training CLI (issue 8, items 5-6), at smoke-test size.
+"""The two-stage LiteDepth recipe through the real training CLI, at smoke-test size.
 
 stage 1: the student alone -> teacher: Swin micro with AdamW -> stage 2: the student re-initialised from stage 1
 (`--init_weights`) and trained with the structure-aware distillation loss against the frozen teacher
@@ -86,12 +86,10 @@ def teacher(data_root, tmp_path_factory):
 def stage2(data_root, stage1, teacher, tmp_path_factory):
     """Stage 2: the student from the stage-1 weights + distillation from the frozen teacher. Records the student's
     weights right after `--init_weights` was loaded and the teacher model the trainer used."""
-    import litedepth_tf.training.distill as distill
-    import litedepth_tf.models.student as model_mod
     from litedepth_tf import train
 
     seen = {}
-    real_load, real_teacher = model_mod.load_weights, distill.load_teacher_for_distillation
+    real_load, real_teacher = train.load_weights, train.load_teacher_for_distillation
 
     def load_weights(model, path):
         real_load(model, path)
@@ -105,8 +103,8 @@ def stage2(data_root, stage1, teacher, tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("stage2"))
     teacher_sha = _sha(teacher)
     mp = pytest.MonkeyPatch()
-    mp.setattr(model_mod, "load_weights", load_weights)
-    mp.setattr(distill, "load_teacher_for_distillation", load_teacher)
+    mp.setattr(train, "load_weights", load_weights)
+    mp.setattr(train, "load_teacher_for_distillation", load_teacher)
     try:
         summary = train.run(_flags(data_root=data_root, run_dir=run_dir, model="student", steps=STAGE2_STEPS,
                                    lr=1e-3, min_lr=2.5e-4, init_weights=stage1, teacher_weights=teacher,

@@ -18,7 +18,7 @@ def files(tmp_path_factory):
     from litedepth_tf.tflite.convert import export_tflite
     from litedepth_tf.models.student import build_deploy_model, build_student
 
-    from helpers import make_depth_nontrivial
+    from tests.helpers import make_depth_nontrivial
 
     tmp = tmp_path_factory.mktemp("evaluate")
     root = str(tmp / "data")

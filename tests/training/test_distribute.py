@@ -46,17 +46,18 @@ def test_two_workers_end_with_identical_weights(data_root, tmp_path):
                "--strategy=multiworker", f"--steps={STEPS}", "--batch_size=4", "--crop_sizes=240x384",
                "--val_split=", "--log_every=1", "--image_every=0", "--ckpt_every=0", "--warmup_steps=1",
                "--lr=1e-3", "--min_lr=1e-4", "--seed=0"]
-        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True))
-    outs = []
+        # output to files, not pipes: a worker blocked on a full pipe would stall the collective ops of both
+        log = open(tmp_path / f"w{i}.log", "w")
+        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
+        log.close()
     for p in procs:
         try:
-            out, _ = p.communicate(timeout=300)
+            p.wait(timeout=300)
         except subprocess.TimeoutExpired:
             for q in procs:
                 q.kill()
             raise
-        outs.append(out)
+    outs = [(tmp_path / f"w{i}.log").read_text() for i in range(2)]
     for i, (p, out) in enumerate(zip(procs, outs)):
         assert p.returncode == 0, f"worker {i} failed:\n{out[-4000:]}"
     # worker 0 is the chief (run_dir/ckpt); worker 1 saves into its own run_dir/.worker1

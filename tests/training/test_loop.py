@@ -80,7 +80,7 @@ def test_non_finite_step_changes_nothing(tmp_path):
 def test_inf_in_a_batch_or_only_in_the_gradient_changes_nothing():
     """The test above has a NaN loss. Here an inf depth value, and a gradient that is non-finite while the loss
     stays finite (sqrt at 0: value 0, derivative inf), are not applied either: the gradient-norm check catches
-    what the loss check cannot (issue 7 item 4). A small conv + BatchNorm model keeps it fast; the step, losses,
+    what the loss check cannot. A small conv + BatchNorm model keeps it fast; the step, losses,
     weighting and optimizer are the real ones."""
     from litedepth_tf import train
     from litedepth_tf.training.losses import LossConfig, compute_losses
