@@ -30,10 +30,7 @@ from litedepth_tf.evaluation.evaluator import LAYOUT, TABLE_KEYS, compare_report
 def define_flags(fv=None):
     fv = flags.FLAGS if fv is None else fv
     d = dict(flag_values=fv)
-    flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model. Exactly one of --weights/--tflite.",
-                        **d)
-    flags.DEFINE_string("tflite", None, "A .tflite deploy model [1,480,640,3] -> [1,480,640,1].", **d)
-    flags.DEFINE_string("model", "student", "Model preset (litedepth_tf.models.presets.MODELS) for --weights.", **d)
+    cli.define_model_flags(fv)
     flags.DEFINE_string("data_root", None, f"Data root: {LAYOUT}.", **d)
     flags.DEFINE_string("split", "local_val", "Split folder under --data_root to evaluate.", **d)
     flags.DEFINE_integer("max_images", 0, "Evaluate the first N images (0 = all).", **d)
@@ -50,10 +47,7 @@ def define_flags(fv=None):
 
 def main(argv, fv=None):
     fv = flags.FLAGS if fv is None else fv
-    given = [f"--{n}" for n in ("weights", "tflite") if fv[n].value]
-    if len(given) != 1:
-        raise cli.InputError("exactly one of --weights or --tflite is required"
-                             + (" (got both)" if given else " (got neither)"))
+    path = cli.model_path(fv)
     if not fv.data_root:
         raise cli.InputError(f"--data_root is required ({LAYOUT})")
     # output folders first: an unwritable one is an error now, not after the whole evaluation
@@ -61,7 +55,7 @@ def main(argv, fv=None):
         check_writable(fv.save_predictions, what="--save_predictions folder")
     if fv.out:
         check_writable(os.path.dirname(os.path.abspath(fv.out)), what="--out folder")
-    report = evaluate_model(fv.weights or fv.tflite, fv.data_root, fv.split, fv.max_images, fv.model,
+    report = evaluate_model(path, fv.data_root, fv.split, fv.max_images, fv.model,
                             baseline=fv.baseline, baseline_split=fv.baseline_split,
                             save_predictions=fv.save_predictions, num_threads=fv.threads)
     print(format_table(report))
@@ -89,9 +83,7 @@ def main(argv, fv=None):
     return cli.EXIT_OK
 
 
-def entry_point():
-    cli.run(main, define_flags)
-
+entry_point = cli.command(main, define_flags)
 
 if __name__ == "__main__":
     entry_point()

@@ -296,10 +296,7 @@ def _print(msg, file=None):
 def define_flags(fv=None):
     fv = flags.FLAGS if fv is None else fv
     d = dict(flag_values=fv)
-    flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model. Exactly one of --weights/--tflite.",
-                        **d)
-    flags.DEFINE_string("tflite", None, "A .tflite model.", **d)
-    flags.DEFINE_string("model", "student", "Model preset (litedepth_tf.models.presets) of --weights.", **d)
+    cli.define_model_flags(fv)
     flags.DEFINE_string("input", None, "An image, a video, or a folder of images / videos.", **d)
     flags.DEFINE_string("out", None, "Output folder.", **d)
     flags.DEFINE_string("colormap", "magma", "Matplotlib colour map for the colour-mapped depth.", **d)
@@ -317,9 +314,7 @@ def define_flags(fv=None):
 
 def main(argv, fv=None) -> int:
     fv = flags.FLAGS if fv is None else fv
-    if bool(fv.weights) == bool(fv.tflite):
-        raise cli.InputError("exactly one of --weights or --tflite is required"
-                             + (" (got both)" if fv.weights else " (got neither)"))
+    path = cli.model_path(fv)
     for name in ("input", "out"):
         if not fv[name].value:
             raise cli.InputError(f"--{name} is required")
@@ -329,7 +324,7 @@ def main(argv, fv=None) -> int:
     paths, skipped = list_inputs(fv.input)
     check_writable(fv.out, what="output folder")  # before the model is loaded, not at the first write
     try:
-        model = load(fv.weights or fv.tflite, model=fv.model, num_threads=fv.threads)
+        model = load(path, model=fv.model, num_threads=fv.threads)
     except ValueError as err:
         raise cli.InputError(str(err)) from err
     for s in skipped:
@@ -350,9 +345,7 @@ def main(argv, fv=None) -> int:
     return cli.EXIT_FAILED if len(failed) == len(paths) else cli.EXIT_OK
 
 
-def entry_point():
-    cli.run(main, define_flags)
-
+entry_point = cli.command(main, define_flags)
 
 if __name__ == "__main__":
     entry_point()

@@ -7,7 +7,8 @@
 * A usage or input error is one line on stderr, ``error: <what, naming the file or flag>``, no traceback.
 
 A command module defines ``define_flags(fv)`` (flags on any `FlagValues`, so tests can parse into a fresh one)
-and ``main(argv)``, and ends with ``cli.run(main, define_flags)``.
+and ``main(argv, fv)``, then ``entry_point = cli.command(main, define_flags)`` (also its console script) and
+``if __name__ == "__main__": entry_point()``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,23 @@ def error(message) -> int:
     """Prints the one-line error and returns `EXIT_USAGE`."""
     print(f"error: {message}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def define_model_flags(fv) -> None:
+    """The model a command runs: ``--weights`` (Keras, of preset ``--model``) or ``--tflite``, exactly one."""
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model. Exactly one of --weights/--tflite.",
+                        **d)
+    flags.DEFINE_string("tflite", None, "A .tflite model. Exactly one of --weights/--tflite.", **d)
+    flags.DEFINE_string("model", "student", "Model preset of --weights (litedepth_tf.models.presets.MODELS).", **d)
+
+
+def model_path(fv) -> str:
+    """The one model file of `define_model_flags`; `InputError` unless exactly one was given."""
+    if bool(fv.weights) == bool(fv.tflite):
+        raise InputError("exactly one of --weights or --tflite is required"
+                         + (" (got both)" if fv.weights else " (got neither)"))
+    return fv.weights or fv.tflite
 
 
 def no_extra_args(argv) -> None:
@@ -75,3 +93,8 @@ def run(main, define_flags=None, input_errors=INPUT_ERRORS):
             return error(err)
 
     app.run(wrapped, flags_parser=parse_flags)
+
+
+def command(main, define_flags):
+    """The command's zero-argument entry point (``python -m`` and console scripts)."""
+    return lambda: run(main, define_flags)
