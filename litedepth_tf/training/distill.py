@@ -116,7 +116,7 @@ class FeatureAdapters(keras.layers.Layer):
             setattr(self, f"adapt_{level}", conv)  # attributes: tf.train.Checkpoint follows them
         self.built = True
 
-    def call(self, feat, level):
+    def adapt(self, feat, level):
         conv = getattr(self, f"adapt_{level}")
         return feat if conv is None else conv(feat)
 
@@ -218,7 +218,7 @@ def make_distill_fn(teacher, weight: float = DISTILL_WEIGHT, levels=LEVELS, mask
         if distiller == "structure":
             return structure_affinity_loss(s_feat, t_feat, batch["valid"], mask_mode=mask_mode,
                                            max_pixels=max_pixels, method=method)
-        s_feat = adapters(s_feat, level)
+        s_feat = adapters.adapt(s_feat, level)
         return l2_feature_loss(s_feat, t_feat) if distiller == "l2" else channel_wise_loss(s_feat, t_feat, tau)
 
     def extra_loss_fn(student_outputs, batch):
