@@ -20,6 +20,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import keras
@@ -27,6 +28,10 @@ from absl import flags
 
 from litedepth_tf.common import cli
 from litedepth_tf.common.files import check_writable
+from litedepth_tf.models import presets
+from litedepth_tf.models.student import build_deploy_model
+from litedepth_tf.tflite.benchmark import measure_latency
+from litedepth_tf.tflite.convert import export_tflite
 from litedepth_tf.training import ablation
 
 # The train command, by name: a command never imports another one (tests/package/test_layers.py), so the
@@ -73,6 +78,16 @@ def train_subprocess(argv) -> int:
     return subprocess.call([sys.executable, "-m", TRAIN_MODULE, *argv[1:]])
 
 
+def tflite_latency(spec, runs: int = 30, threads: int = 1) -> float:
+    """Median fp32 TFLite latency (ms, `threads` threads) of the student deploy view with `spec["decoder"]`,
+    the normalisation merged into the first conv or not (`spec["merge_normalization"]`); random weights."""
+    model = presets.build_model(presets.student_preset(spec["decoder"]))
+    deploy = build_deploy_model(model, merge_normalization=bool(spec["merge_normalization"]))
+    with tempfile.TemporaryDirectory(prefix="litedepth_ablate_") as tmp:
+        path = export_tflite(deploy, os.path.join(tmp, "model.tflite"))
+        return measure_latency(path, threads, runs=runs).median_ms
+
+
 def main(argv, fv=None):
     fv = flags.FLAGS if fv is None else fv
     logging.getLogger().setLevel(logging.INFO)
@@ -92,7 +107,8 @@ def main(argv, fv=None):
     result = ablation.run_table(fv.table, spec, train_in_process if fv.in_process else train_subprocess,
                                 fv.data_root, fv.out, fv.steps, fv.seeds, base=fv.base or None,
                                 extra_flags=fv.extra_flags, params=params, only_rows=fv.rows,
-                                latency_runs=fv.latency_runs, val_split=fv.val_split)
+                                latency_fn=lambda spec: tflite_latency(spec, runs=fv.latency_runs),
+                                val_split=fv.val_split)
     print(ablation.format_markdown(result))
     print(f"table {fv.table}: {result['trained']} runs trained, {result['reused']} finished runs reused, "
           f"{time.perf_counter() - t0:.0f} s; {os.path.join(fv.out, f'table{fv.table}.md')}")

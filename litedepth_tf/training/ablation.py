@@ -12,8 +12,9 @@ killed ablation resumes where it stopped.
 Per row: the mean and the sample standard deviation of si-RMSE over seeds, and the paired comparison with the
 table's baseline row (the paper's choice): per seed `d_k = row_k - baseline_k`, their mean and standard error
 `std(d, ddof=1) / sqrt(n)` (seeds share data order and initialisation, so pairing removes that part of the
-spread). Table 3 rows also get the TFLite fp32 latency of their architecture on this machine (random weights:
-latency does not depend on them), merged vs unmerged normalisation, cached in `out/latency.json`.
+spread). Table 3 rows also get the latency of their architecture on this machine (the command passes a
+`latency_fn`: TFLite fp32, random weights since latency does not depend on them), merged vs unmerged
+normalisation, cached in `out/latency.json`.
 
 Training goes through a `train_fn(argv) -> exit status` the command supplies (the train command in this process
 or in a subprocess), so this library never imports a command.
@@ -27,7 +28,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -35,10 +35,6 @@ import tensorflow as tf
 from litedepth_tf.common import files as fsutil
 from litedepth_tf.common.cli import InputError
 from litedepth_tf.evaluation.evaluator import evaluate_model
-from litedepth_tf.models import presets
-from litedepth_tf.models.student import build_deploy_model
-from litedepth_tf.tflite.benchmark import measure_latency
-from litedepth_tf.tflite.convert import export_tflite
 
 log = logging.getLogger("litedepth_tf.training.ablation")
 
@@ -143,26 +139,24 @@ def paired(values, base_values):
     return float(d.mean()), se, len(d)
 
 
-def latency_ms(row_id: str, spec: dict, cache_path: str, runs: int = 30, threads: int = 1) -> float:
-    """Median fp32 TFLite latency (ms, `threads` threads) of the row's deploy architecture; cached by row id."""
+def cached_latency(row_id: str, spec: dict, cache_path: str, latency_fn) -> float:
+    """`latency_fn(spec) -> ms` of a row's runtime spec (`decoder`, `merge_normalization`), cached by row and spec
+    in `cache_path` (a resumed ablation does not measure again)."""
     cache = {}
     if os.path.isfile(cache_path):
         with open(cache_path) as f:
             cache = json.load(f)
-    key = f"{row_id}:{spec['decoder']}:{bool(spec['merge_normalization'])}:{threads}t"
+    key = f"{row_id}:{spec['decoder']}:{bool(spec['merge_normalization'])}"
     if key not in cache:
-        model = presets.build_model(presets.student_preset(spec["decoder"]))
-        deploy = build_deploy_model(model, merge_normalization=bool(spec["merge_normalization"]))
-        with tempfile.TemporaryDirectory(prefix="litedepth_ablate_") as tmp:
-            path = export_tflite(deploy, os.path.join(tmp, f"{row_id}.tflite"))
-            cache[key] = measure_latency(path, threads, runs=runs).median_ms
+        cache[key] = float(latency_fn(spec))
         fsutil.atomic_write_json(cache_path, cache)
     return float(cache[key])
 
 
 def run_table(table: str, spec: dict, train_fn, data_root, out, steps: int, seeds: int, base=None,
-              extra_flags=(), params=None, only_rows=None, latency_runs: int = 30, val_split="local_val") -> dict:
-    """Runs (or resumes) every row of `spec` for `seeds` seeds; returns the result dict (also the JSON)."""
+              extra_flags=(), params=None, only_rows=None, latency_fn=None, val_split="local_val") -> dict:
+    """Runs (or resumes) every row of `spec` for `seeds` seeds; returns the result dict (also the JSON).
+    `latency_fn(runtime spec) -> ms`: Table 3's latency (the command measures it with TFLite; None = skip)."""
     params = dict(params or {})
     rows = [r for r in spec["rows"] if not only_rows or r["id"] in only_rows or r["id"] == spec["baseline"]]
     os.makedirs(out, exist_ok=True)
@@ -201,9 +195,9 @@ def run_table(table: str, spec: dict, train_fn, data_root, out, steps: int, seed
         vals = list(entry["si_rmse"].values())
         entry["mean"] = float(np.mean(vals))
         entry["std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
-        if "runtime" in row:
-            entry["runtime_ms"] = latency_ms(row["id"], row["runtime"], os.path.join(out, "latency.json"),
-                                             runs=latency_runs)
+        if "runtime" in row and latency_fn is not None:
+            entry["runtime_ms"] = cached_latency(row["id"], row["runtime"], os.path.join(out, "latency.json"),
+                                                 latency_fn)
             entry["merge_normalization"] = bool(row["runtime"]["merge_normalization"])
         results.append(entry)
     by_id = {e["id"]: e for e in results}
