@@ -107,7 +107,9 @@ class Trainer:
 
     @property
     def trainable_variables(self):
-        return list(self.model.trainable_variables) + list(self.weighting.trainable_variables)
+        # + the distillation hook's own variables (channel adapters of the L2 / channel-wise distillers), if any
+        return (list(self.model.trainable_variables) + list(self.weighting.trainable_variables)
+                + list(getattr(self.extra_loss_fn, "trainable_variables", [])))
 
     # ---- the step -------------------------------------------------------------------------------------------
     def _replica_step(self, batch):
@@ -176,6 +178,8 @@ class Trainer:
                      skipped=self.skipped, bad_in_row=self.bad_in_row)
         if iterator is not None:
             items["data_iterator"] = iterator
+        if getattr(self.extra_loss_fn, "adapters", None) is not None:
+            items["distill_adapters"] = self.extra_loss_fn.adapters
         return tf.train.Checkpoint(**items)
 
     def sigmas(self) -> dict:

@@ -73,6 +73,7 @@ class LossConfig:
     vnl_cos: float = 0.867  # |cos| above which two edges count as collinear (30 / 150 degrees)
     vnl_min_diff: float = 0.005  # metres; two points closer than this along X, Y and Z: "too close"
     vnl_trim: float = 0.25  # fraction of the smallest per-triplet losses dropped
+    grad_nan_mask: bool = True  # False: gradient targets over every pixel pair (`with_grad_targets`)
 
 
 def resize_to(pred: tf.Tensor, depth: tf.Tensor) -> tf.Tensor:
@@ -228,3 +229,23 @@ def compute_losses(pred: tf.Tensor, batch: dict, seed: tf.Tensor, cfg: LossConfi
         "robust": robust_loss(pred, depth, valid, cfg.robust_alpha, cfg.robust_c),
         "n_valid": _count(_mask(valid)),
     }
+
+
+def unmasked_gradient_targets(depth: tf.Tensor, valid: tf.Tensor) -> tuple:
+    """The gradient loss's targets *without* the NaN mask (the paper's "vanilla" gradient, Fig. 4, first line):
+    forward differences of the ground truth with invalid pixels at 0 m, so every pair counts, including the
+    jumps into and out of holes. Only the padded last column (x) / row (y) is NaN, as in the masked targets."""
+    depth = tf.where(_mask(valid), tf.cast(depth, tf.float32), 0.0)
+    nan = tf.constant(float("nan"), tf.float32)
+    gx = tf.concat([depth[:, :, 1:, :] - depth[:, :, :-1, :], tf.fill(tf.shape(depth[:, :, :1, :]), nan)], axis=2)
+    gy = tf.concat([depth[:, 1:, :, :] - depth[:, :-1, :, :], tf.fill(tf.shape(depth[:, :1, :, :]), nan)], axis=1)
+    return gx, gy
+
+
+def with_grad_targets(batch: dict, cfg: LossConfig) -> dict:
+    """`batch` as `compute_losses` should see it under `cfg`: unchanged with `cfg.grad_nan_mask` (the paper's
+    masked gradient loss), else with `grad_x` / `grad_y` replaced by `unmasked_gradient_targets`."""
+    if cfg.grad_nan_mask:
+        return batch
+    gx, gy = unmasked_gradient_targets(batch["depth"], batch["valid"])
+    return dict(batch, grad_x=gx, grad_y=gy)
