@@ -1,7 +1,7 @@
 """Where a training step goes, in one run: the network alone, the step with its losses, the pipeline, the loop.
 
-    python export/benchmark_train.py [--data_root data/synthetic] [--batch_size 16] [--step_steps 8]
-                                     [--loop_steps 150] [--loop_strides 4,1] [--out artifacts/benchmark_train.json]
+    python export/benchmark_train.py [--data_root data/synthetic] [--batch_size 16] [--step_steps 6]
+                                     [--loop_steps 100] [--loop_strides 4,1] [--out artifacts/benchmark_train.json]
 
 Prints images/s and the ratio to the network alone (the student's forward + backward + Adam with a dummy loss)
 for: the train step with the four losses at ``--depth_stride`` 1 and 4, the cached training pipeline alone, and
@@ -29,9 +29,9 @@ def define_flags(fv=None):
     flags.DEFINE_string("data_root", "data/synthetic", "Data root (generated if the train split is missing).", **d)
     flags.DEFINE_integer("gen_train", 64, "Frames to generate if --data_root has no train split.", **d)
     flags.DEFINE_integer("batch_size", 16, "Batch size.", **d)
-    flags.DEFINE_integer("step_steps", 8, "Timed steps per R-crop size for the network and the step.", **d)
+    flags.DEFINE_integer("step_steps", 6, "Timed steps per R-crop size for the network and the step.", **d)
     flags.DEFINE_integer("pipeline_steps", 60, "Timed pipeline batches.", **d)
-    flags.DEFINE_integer("loop_steps", 150, "Timed Trainer.fit steps (after --loop_warmup).", **d)
+    flags.DEFINE_integer("loop_steps", 100, "Timed Trainer.fit steps (after --loop_warmup).", **d)
     flags.DEFINE_integer("loop_warmup", 30, "Untimed Trainer.fit steps first (tracing at every crop size).", **d)
     flags.DEFINE_list("strides", ["1", "4"], "depth_stride values of the timed step.", **d)
     flags.DEFINE_list("loop_strides", ["4", "1"], "depth_stride values of the timed loop ('' = no loop).", **d)
