@@ -135,7 +135,8 @@ def loop_rate(ds, batch_size: int, steps: int, warmup_steps: int, run_dir=None) 
 
 def run_benchmark(root, batch_size=16, strides=(1, 4), step_steps=8, pipeline_steps=60, loop_steps=150,
                   loop_warmup=30, loop_strides=(4, 1), crop_sizes=CROP_SIZES, log=print) -> dict:
-    """Every rate, in the order network, steps, pipeline, loops; ratios to the network alone."""
+    """Every rate, in the order network, steps, pipelines, loops, network again; ratios to the mean of the two
+    network rates."""
     tf.config.experimental.enable_op_determinism()  # as the demo (--deterministic)
     res = dict(batch_size=batch_size, crop_sizes=[f"{h}x{w}" for h, w in crop_sizes], cpu_count=os.cpu_count(),
                loadavg_start=list(os.getloadavg()), rates={})
@@ -161,7 +162,13 @@ def run_benchmark(root, batch_size=16, strides=(1, 4), step_steps=8, pipeline_st
         rates[f"loop_stride{s}"] = out["images_per_s"]
         res[f"loop_stride{s}_detail"] = out
         log(f"loop (Trainer.fit) st. {s} {out['images_per_s']:8.1f} images/s  ({time.perf_counter() - t:.0f} s)")
-    res["ratio_to_network"] = {k: v / rates["network"] for k, v in rates.items()}
+    # the machine's speed drifts within a run: the network is timed again at the end, ratios use the mean
+    t = time.perf_counter()
+    rates["network_end"] = network_rate(batches[min(batches)], step_steps)
+    log(f"network alone, again     {rates['network_end']:8.1f} images/s  ({time.perf_counter() - t:.0f} s)")
+    reference = 0.5 * (rates["network"] + rates["network_end"])
+    res["network_mean"] = reference
+    res["ratio_to_network"] = {k: v / reference for k, v in rates.items()}
     res["loadavg_end"] = list(os.getloadavg())
     return res
 
