@@ -9,7 +9,8 @@
 Exactly one of ``--weights`` / ``--tflite``. Keras weights are loaded into the ``--model`` preset and run through
 the deploy view (the same [1,480,640,3] -> [1,480,640,1] graph that is exported); a `.tflite` runs in the LiteRT
 interpreter. Prints the metrics of the model and of a constant median-depth baseline, and the mean host latency
-per image (not the challenge's Raspberry Pi runtime). ``--out`` writes the JSON report atomically;
+per image (not the challenge's Raspberry Pi runtime). ``--out`` writes the JSON report atomically (a write that
+fails, e.g. on a full disk, is one line naming the file and what is intact, exit 2, no partial file);
 ``--compare_to`` exits 1 unless every metric is within ``--compare_tol`` of another report (e.g. a .tflite
 against its Keras model). Library: `litedepth_tf.evaluation.evaluator.evaluate_model`.
 """
@@ -23,7 +24,7 @@ import sys
 from absl import flags
 
 from litedepth_tf.common import cli
-from litedepth_tf.common.files import atomic_write_json, check_writable
+from litedepth_tf.common.files import WriteError, atomic_write_json, check_writable
 from litedepth_tf.evaluation.evaluator import LAYOUT, TABLE_KEYS, compare_reports, evaluate_model, format_table
 
 
@@ -55,12 +56,18 @@ def main(argv, fv=None):
         check_writable(fv.save_predictions, what="--save_predictions folder")
     if fv.out:
         check_writable(os.path.dirname(os.path.abspath(fv.out)), what="--out folder")
-    report = evaluate_model(path, fv.data_root, fv.split, fv.max_images, fv.model,
-                            baseline=fv.baseline, baseline_split=fv.baseline_split,
-                            save_predictions=fv.save_predictions, num_threads=fv.threads)
+    try:
+        report = evaluate_model(path, fv.data_root, fv.split, fv.max_images, fv.model,
+                                baseline=fv.baseline, baseline_split=fv.baseline_split,
+                                save_predictions=fv.save_predictions, num_threads=fv.threads)
+    except WriteError as err:  # a --save_predictions PNG
+        out = f"; --out {fv.out} was not written" + (" (its previous version is unchanged)"
+                                                      if os.path.exists(fv.out) else "") if fv.out else ""
+        raise WriteError(f"{err}; the prediction PNGs written before it are complete{out}", err.errno,
+                         err.filename) from None
     print(format_table(report))
     if fv.out:
-        atomic_write_json(fv.out, report)
+        atomic_write_json(fv.out, report)  # WriteError names the file and says whether an old report is intact
         print(f"wrote {fv.out}")
     if fv.compare_to:
         try:

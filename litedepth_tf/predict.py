@@ -29,7 +29,9 @@ extensions are listed as skipped.
 Errors and exit status: an unreadable file is reported (naming it) and skipped, the rest is written. Exit 0 if at
 least one input was written, 1 if every input failed, 2 for a usage problem (model not loadable or with the wrong
 signature, input missing, unsupported extension, empty folder, unknown colour map, output folder not writable);
-each message names the file.
+each message names the file. An output that cannot be written (full disk, I/O error) stops the run at once: one
+line naming that file and the error and saying that the files written before it are complete, exit 2 (the next
+inputs would fail the same way); no partial file is left.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from PIL import Image, ImageOps
 from litedepth_tf.api import load, prepare_image, restore_size
 from litedepth_tf.common import cli
 from litedepth_tf.common.colormap import colorize_depth, depth_scale, side_by_side
-from litedepth_tf.common.files import atomic_path, check_writable
+from litedepth_tf.common.files import WriteError, atomic_path, check_writable
 from litedepth_tf.common.images import depth_to_mm, write_png
 from litedepth_tf.common.progress import progress_bar, track
 from litedepth_tf.data.check import read_png_header
@@ -226,6 +228,8 @@ class Predictor:
                                     write_png(os.path.join(self.out, "color", name), color)]
                     count += 1
                     bar.update(1)
+            except WriteError:
+                raise
             except Exception as err:  # noqa: BLE001 - name the file
                 raise ValueError(f"video {path!r} failed at frame {count}: {type(err).__name__}: {err}") from err
             finally:
@@ -246,7 +250,10 @@ class Predictor:
                     written += self.video(path, stems[path])
                 else:
                     written += self.image(path, stems[path])
-            except (ValueError, OSError) as err:  # OSError: a write failed (disk full, ...); named, run goes on
+            except WriteError as err:  # an output cannot be written (disk full, ...): the next ones could not either
+                raise WriteError(f"{err}; the files written before it in {self.out} are complete",
+                                 err.errno, err.filename) from None
+            except (ValueError, OSError) as err:  # OSError: e.g. a video writer that failed; named, run goes on
                 msg = str(err) if isinstance(err, ValueError) else f"cannot write the outputs of {path!r}: {err}"
                 failed.append((path, msg))
                 self.log(f"error: {msg} (skipped)", file=sys.stderr)

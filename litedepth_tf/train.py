@@ -7,7 +7,13 @@
 
 Writes into `--run_dir`: `flags.txt` (every resolved flag, reusable as `--flagfile`), TensorBoard events,
 `ckpt/` (tf.train.CheckpointManager), `best.weights.h5` (lowest validation si-RMSE), `last.weights.h5`,
-`best_metrics.json`, `summary.json`.
+`best_metrics.json`, `summary.json`, and `train.lock` while it runs (a second training into the same
+`--run_dir` refuses to start, naming the first; `litedepth_tf.common.runlock`).
+
+Faults (docs/reliability.md): `--resume` falls back to the newest intact checkpoint when newer ones are damaged
+(none intact: one line, exit 2); a write that fails (full disk) ends the run with one line naming the file and the
+last complete checkpoint, exit 2; SIGTERM / SIGINT write a checkpoint at the current step and exit 128 + the signal
+(143 / 130) with a line saying so, and `--resume` continues from it.
 
 Flags are grouped by the module they configure: data (`data.pipeline`), model (`models.presets`), loss
 (`training.losses` / `training.reweight`), optimizer (`training.schedules` + Keras optimizer) and run
@@ -20,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 
 import keras
 import tensorflow as tf
@@ -27,6 +34,7 @@ from absl import flags
 
 from litedepth_tf.common import cli
 from litedepth_tf.common import files as fsutil
+from litedepth_tf.common.runlock import RunLock
 from litedepth_tf.data import pipeline as input_pipeline
 from litedepth_tf.data.bad_samples import BadSampleCounter, bad_sample_error
 from litedepth_tf.models import presets as registry
@@ -36,9 +44,10 @@ from litedepth_tf.models.student import load_weights
 from litedepth_tf.models.teacher import TEACHER_NO_WEIGHT_DECAY
 from litedepth_tf.training import losses, reweight
 from litedepth_tf.training.distill import DISTILLERS, load_teacher_for_distillation, make_distill_fn
-from litedepth_tf.training.distribute import is_chief, strategy_from_name
+from litedepth_tf.training.distribute import is_chief, strategy_from_name, worker_id
 from litedepth_tf.training.loop import LoopConfig, Trainer, make_optimizer
 from litedepth_tf.training.losses import compute_losses
+from litedepth_tf.training.preemption import Preempted
 from litedepth_tf.training.schedules import WarmupPolyDecay
 
 MAI_LAYOUT_HELP = ("Put the MAI 2022 depth data set there as ROOT/train/rgb/*.png + ROOT/train/depth/*.png and "
@@ -223,6 +232,12 @@ def run(f) -> dict:
         raise ValueError(f"--batch_size={f.batch_size} must be divisible by the {strategy.num_replicas_in_sync} "
                          f"replicas of --strategy={f.strategy}")
     chief = is_chief(strategy)
+    # one run per folder (each worker of a multi-worker run locks its own: the chief run_dir, worker k .workerK)
+    with RunLock(f.run_dir if chief else os.path.join(f.run_dir, f".worker{worker_id(strategy)}")):
+        return _train(f, strategy, chief, bad_samples)
+
+
+def _train(f, strategy, chief, bad_samples) -> dict:
     os.makedirs(f.run_dir, exist_ok=True)
     if chief:  # also proves the run directory is writable before any work starts
         fsutil.atomic_write_text(os.path.join(f.run_dir, "flags.txt"), f.flags_into_string())
@@ -297,7 +312,11 @@ def run(f) -> dict:
 def main(argv, fv=None):
     fv = flags.FLAGS if fv is None else fv
     logging.getLogger().setLevel(logging.INFO)
-    summary = run(fv)
+    try:
+        summary = run(fv)
+    except Preempted as stop:  # a checkpoint of the current step is written: not an error, not done either
+        print(f"{stop}", file=sys.stderr, flush=True)
+        return stop.exit_status
     best = summary.get("best_si_rmse")
     print(f"done: {summary['step']} steps, {summary['skipped_steps']} skipped"
           + (f", best validation si-RMSE {best:.4f}" if best is not None else "")
