@@ -21,9 +21,11 @@ with its dot replaced by `_` when two inputs in a folder share a stem, e.g. `a.j
 
 Speed: reading, the network and writing overlap (`Predictor`): `--workers` threads decode and prepare the next
 images while the network runs, `--workers` threads colour-map, encode and write the outputs (temp files), one
-thread renames them in input order; PNGs are written with one row filter and zlib level 1 (`common.images.fast_png_bytes`: the same pixels
-as before, ~7x faster to encode than PIL's level 3). `--nocolor` skips the colour maps (depth PNGs only: the
-fastest). `python export/benchmark_predict.py` measures predict against the network alone.
+thread renames them in input order. PNGs are written with one row filter and zlib level 1
+(`common.images.fast_png_bytes`: the same pixels as before, ~7x faster to encode than PIL's level 3; "Sub" rows for
+depth maps and side by side, unfiltered rows for colour maps, which compress better so). `--nocolor` skips the
+colour maps (depth PNGs only: the fastest). `python export/benchmark_predict.py` measures predict against the
+network alone.
 
 Sizes: depth PNGs and colour maps have the input's own size (the network runs at 480x640; the depth is resized
 back bilinearly, `litedepth_tf.api`); `--colorbar` adds a labelled colour bar to the right of the colour map
@@ -96,10 +98,10 @@ def read_image(path) -> tuple[np.ndarray, list[str]]:
     try:
         with Image.open(path) as im:
             im.load()
-            fixed = ImageOps.exif_transpose(im)
-            if fixed is not im and fixed.size != im.size:
+            size = im.size
+            ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of an image without an orientation
+            if im.size != size:
                 notes.append("EXIF orientation applied")
-            im = fixed
             if im.mode == "P":
                 im = im.convert("RGBA" if "transparency" in im.info else "RGB")
             elif im.mode in ("1",):
@@ -289,7 +291,8 @@ class Predictor:
             lo, hi = color_range(depth, self.range_mode, self.vmin, self.vmax)
             color = colorize_depth(depth, lo, hi, self.cmap, self.with_colorbar)
             if self.with_color:
-                files.append((os.path.join(self.out, "color", stem + ".png"), fast_png_bytes(color)))
+                files.append((os.path.join(self.out, "color", stem + ".png"),
+                              fast_png_bytes(color, row_filter="none")))
             if self.with_side_by_side:
                 files.append((os.path.join(self.out, "side_by_side", stem + ".png"),
                               fast_png_bytes(side_by_side(rgb, color))))
@@ -414,7 +417,8 @@ class Predictor:
             if self.save_frames:
                 files.append((os.path.join(self.out, "depth", name + ".png"), fast_png_bytes(depth_to_mm(depth))))
                 if self.with_color:
-                    files.append((os.path.join(self.out, "color", name + ".png"), fast_png_bytes(color)))
+                    files.append((os.path.join(self.out, "color", name + ".png"),
+                                  fast_png_bytes(color, row_filter="none")))
             if self.with_ply:
                 files.append((os.path.join(self.out, "ply", name + ".ply"), self._cloud(depth, prep.rgb)))
             return self._commit(files)

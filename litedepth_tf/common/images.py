@@ -40,10 +40,16 @@ def _png_chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
-def fast_png_bytes(array, level: int = 1) -> bytes:
-    """uint8 HxW / HxWx3 / HxWx4 or uint16 HxW array -> PNG bytes, every row with the PNG "Sub" filter (each byte
-    minus the byte one pixel to its left, computed in NumPy) and zlib at `level` (1 = fastest). Decodes to exactly
-    `array` (PNG stores 16-bit samples big-endian)."""
+ROW_FILTERS = {"none": 0, "sub": 1}
+
+
+def fast_png_bytes(array, level: int = 1, row_filter: str = "sub") -> bytes:
+    """uint8 HxW / HxWx3 / HxWx4 or uint16 HxW array -> PNG bytes, every row with the same PNG filter, computed in
+    NumPy, and zlib at `level` (1 = fastest). `row_filter` "sub" (each byte minus the byte one pixel to its left:
+    best for smooth depth maps and photos) or "none" (best for colour maps, which repeat a few colours). Decodes
+    to exactly `array` (PNG stores 16-bit samples big-endian)."""
+    if row_filter not in ROW_FILTERS:
+        raise ValueError(f"row_filter must be one of {sorted(ROW_FILTERS)}, got {row_filter!r}")
     a = np.ascontiguousarray(array)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
@@ -62,14 +68,17 @@ def fast_png_bytes(array, level: int = 1) -> bytes:
     bpp = channels * bit_depth // 8  # bytes per pixel: the "Sub" filter's distance
     h, w = a.shape[:2]
     raw = np.empty((h, rows.shape[1] + 1), np.uint8)
-    raw[:, 0] = 1  # filter type 1 = Sub
-    raw[:, 1:1 + bpp] = rows[:, :bpp]
-    np.subtract(rows[:, bpp:], rows[:, :-bpp], out=raw[:, 1 + bpp:])  # uint8 arithmetic wraps mod 256, as PNG asks
+    raw[:, 0] = ROW_FILTERS[row_filter]  # the filter-type byte of each row
+    if row_filter == "none":
+        raw[:, 1:] = rows
+    else:
+        raw[:, 1:1 + bpp] = rows[:, :bpp]
+        np.subtract(rows[:, bpp:], rows[:, :-bpp], out=raw[:, 1 + bpp:])  # uint8 arithmetic wraps mod 256, as PNG asks
     header = struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw, level))
             + _png_chunk(b"IEND", b""))
 
 
-def write_png_fast(path, array, level: int = 1) -> str:
+def write_png_fast(path, array, level: int = 1, row_filter: str = "sub") -> str:
     """`fast_png_bytes`, written atomically."""
-    return atomic_write_bytes(path, fast_png_bytes(array, level))
+    return atomic_write_bytes(path, fast_png_bytes(array, level, row_filter))

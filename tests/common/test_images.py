@@ -42,3 +42,13 @@ def test_fast_png_is_compressed_and_refuses_what_png_cannot_hold():
         fast_png_bytes(np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(ValueError, match="HxW"):
         fast_png_bytes(np.zeros((0, 4), np.uint8))
+
+
+def test_unfiltered_rows_give_the_same_pixels():
+    rng = np.random.default_rng(3)
+    lut = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    color = lut[np.clip(np.linspace(0, 255, 64 * 80).reshape(64, 80) + rng.normal(0, 4, (64, 80)), 0, 255).astype(int)]
+    np.testing.assert_array_equal(_decode(fast_png_bytes(color, row_filter="none"))[1], color)
+    np.testing.assert_array_equal(_decode(fast_png_bytes(color[..., 0], row_filter="none"))[1], color[..., 0])
+    with pytest.raises(ValueError, match="row_filter"):
+        fast_png_bytes(color, row_filter="paeth")

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from matplotlib import colormaps
 from PIL import Image
 
 import litedepth_tf
@@ -167,8 +168,14 @@ def test_the_pipeline_writes_the_same_bytes_as_one_file_after_another(models, tm
     model = litedepth_tf.load(models[1])
     for stem, ext in (("a", "png"), ("b", "png"), ("d", "jpg")):
         img = np.asarray(Image.open(src / f"{stem}.{ext}"))
+        depth = model.predict(img)
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "threads" / "depth" / f"{stem}.png")),
-                                      depth_to_mm(model.predict(img)))
+                                      depth_to_mm(depth))
+        lo, hi = np.percentile(depth, [2, 98])  # the colour map by hand: magma over the 2..98th percentile
+        lut = (colormaps["magma"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+        want = lut[(np.clip((depth - np.float32(lo)) / np.float32(max(hi - lo, 1e-3)), 0, 1) * 255).astype(int)]
+        got = np.asarray(Image.open(tmp_path / "threads" / "color" / f"{stem}.png"))
+        np.testing.assert_array_equal(got[:, :depth.shape[1]], want)  # (the colour bar is to the right)
     assert not [n for n in os.listdir(tmp_path / "threads" / "depth") if n.startswith(".")]  # no temp left
 
 
@@ -217,3 +224,14 @@ def test_bad_intrinsics_and_workers_are_usage_errors(models, tmp_path, capsys):
     assert call_main(predict, *base, "--workers", "-1") == 2
     assert "--workers" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_exif_orientation_is_applied(models, tmp_path, capsys):
+    src = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 60 wide x 40 high, shown rotated by 90 degrees: 40 wide x 60 high
+    Image.fromarray(_image(40, 60)).save(src, exif=exif, quality=95)
+    out = tmp_path / "out"
+    assert call_main(predict, "--tflite", models[1], "--input", str(src), "--out", str(out), "--nocolor") == 0
+    assert _png_size(out / "depth" / "rotated.png") == (60, 40)
+    assert f"note: {src}: EXIF orientation applied" in capsys.readouterr().out
