@@ -188,7 +188,8 @@ def describe(card: dict) -> str:
     if ev and ev.get("metrics"):
         si = next((v for k, v in ev["metrics"].items() if "si" in k.lower() and "rmse" in k.lower()), None)
         if si is not None:
-            parts.append(f"si-RMSE {si:.4f} on {ev.get('n_images')} images of {ev.get('split')}")
+            whose = "its Keras weights: " if ev.get("kind") == "keras" else ""
+            parts.append(f"{whose}si-RMSE {si:.4f} on {ev.get('n_images')} images of {ev.get('split')}")
     if card.get("parity"):
         parts.append(f"parity max |diff| {card['parity']['max_abs_diff']:.2e} m")
     gpu = card.get("gpu_delegate")

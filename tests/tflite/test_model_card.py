@@ -45,7 +45,8 @@ def test_export_writes_a_card_that_describes_the_file(exported):
     assert card["model"]["sha256"] == hashlib.sha256(open(exported["tflite"], "rb").read()).hexdigest()
     assert card["model"]["bytes"] == os.path.getsize(exported["tflite"])
     i, o = card["input"], card["output"]
-    assert (i["shape"], i["dtype"], i["value_range"], i["quantization"]) == ([1, 480, 640, 3], "float32", [0, 255], None)
+    assert (i["shape"], i["dtype"], i["value_range"], i["quantization"]) == ([1, 480, 640, 3], "float32", [0, 255],
+                                                                            None)
     assert i["name"] == "serving_default_image:0" and "raw RGB" in i["meaning"]
     assert (o["shape"], o["dtype"], o["units"], o["valid_range"]) == ([1, 480, 640, 1], "float32", "metres", [1e-3, 40])
     flags_sha = hashlib.sha256((exported["run"] / "flags.txt").read_bytes()).hexdigest()
