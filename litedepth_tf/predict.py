@@ -21,7 +21,7 @@ with its dot replaced by `_` when two inputs in a folder share a stem, e.g. `a.j
 
 Speed: reading, the network and writing overlap (`Predictor`): `--workers` threads decode and prepare the next
 images while the network runs, `--workers` threads colour-map, encode and write the outputs (temp files), one
-thread renames them in input order. PNGs are written with one row filter and zlib level 1
+thread renames them in input order. PNGs are written with one row filter and zlib level `--png_level` (1)
 (`common.images.fast_png_bytes`: the same pixels as before, ~7x faster to encode than PIL's level 3; "Sub" rows for
 depth maps and side by side, unfiltered rows for colour maps, which compress better so). `--nocolor` skips the
 colour maps (depth PNGs only: the fastest). `python export/benchmark_predict.py` measures predict against the
@@ -262,7 +262,7 @@ class Predictor:
 
     def __init__(self, model, out_dir, colormap="magma", range_mode="auto", vmin=0.0, vmax=10.0,
                  with_colorbar=False, with_side_by_side=False, fps=None, save_frames=False, log=print,
-                 with_color=True, with_ply=False, intrinsics=None, workers=None):
+                 with_color=True, with_ply=False, intrinsics=None, workers=None, png_level=1):
         self.model, self.out = model, os.fspath(out_dir)
         self.cmap, self.range_mode, self.vmin, self.vmax = colormap, range_mode, vmin, vmax
         self.with_colorbar, self.with_side_by_side = with_colorbar, with_side_by_side
@@ -270,6 +270,7 @@ class Predictor:
         self.with_color, self.with_ply = with_color, with_ply
         self.intrinsics = None if intrinsics is None else parse_intrinsics(intrinsics)
         self.workers = default_workers() if workers is None else max(0, int(workers))
+        self.png_level = int(png_level)
         self.latencies_ms: list[float] = []
 
     # -------------------------------------------------------------------- the stages
@@ -286,16 +287,17 @@ class Predictor:
 
     def _encode_image(self, stem, depth, rgb) -> list:
         """[(output path, bytes)] of one image: depth PNG, then colour map, side by side, point cloud."""
-        files = [(os.path.join(self.out, "depth", stem + ".png"), fast_png_bytes(depth_to_mm(depth)))]
+        files = [(os.path.join(self.out, "depth", stem + ".png"),
+                  fast_png_bytes(depth_to_mm(depth), self.png_level))]
         if self.with_color or self.with_side_by_side:
             lo, hi = color_range(depth, self.range_mode, self.vmin, self.vmax)
             color = colorize_depth(depth, lo, hi, self.cmap, self.with_colorbar)
             if self.with_color:
                 files.append((os.path.join(self.out, "color", stem + ".png"),
-                              fast_png_bytes(color, row_filter="none")))
+                              fast_png_bytes(color, self.png_level, "none")))
             if self.with_side_by_side:
                 files.append((os.path.join(self.out, "side_by_side", stem + ".png"),
-                              fast_png_bytes(side_by_side(rgb, color))))
+                              fast_png_bytes(side_by_side(rgb, color), self.png_level)))
         if self.with_ply:
             files.append((os.path.join(self.out, "ply", stem + ".ply"), self._cloud(depth, rgb)))
         return files
@@ -415,10 +417,11 @@ class Predictor:
             files = []
             name = f"{stem}_{k:06d}"
             if self.save_frames:
-                files.append((os.path.join(self.out, "depth", name + ".png"), fast_png_bytes(depth_to_mm(depth))))
+                files.append((os.path.join(self.out, "depth", name + ".png"),
+                              fast_png_bytes(depth_to_mm(depth), self.png_level)))
                 if self.with_color:
                     files.append((os.path.join(self.out, "color", name + ".png"),
-                                  fast_png_bytes(color, row_filter="none")))
+                                  fast_png_bytes(color, self.png_level, "none")))
             if self.with_ply:
                 files.append((os.path.join(self.out, "ply", name + ".ply"), self._cloud(depth, prep.rgb)))
             return self._commit(files)
@@ -574,6 +577,9 @@ def define_flags(fv=None):
                       "binary little-endian PLY, metres).", **d)
     flags.DEFINE_string("intrinsics", None, "--ply: camera intrinsics fx,fy,cx,cy in pixels at the input's own size "
                         "(default: the MAI camera 518.8579,519.4696,320,240 at 480x640, scaled to each input).", **d)
+    flags.DEFINE_integer("png_level", 1, "zlib level of the PNGs written (1 = fast, the default; 0 = stored, the "
+                         "fastest and ~4x larger; 9 = smallest, slow). The pixels are the same at every level.",
+                         **d)
     flags.DEFINE_integer("workers", None, "Reader threads and encoder threads (each) around the network (default: "
                          "the CPU count, at most 4); 0 = one file after another in one thread.", **d)
     return fv
@@ -598,6 +604,8 @@ def main(argv, fv=None) -> int:
             raise cli.InputError(f"--intrinsics: {err}") from None
     if fv.workers is not None and fv.workers < 0:
         raise cli.InputError(f"--workers must be >= 0, got {fv.workers}")
+    if not 0 <= fv.png_level <= 9:
+        raise cli.InputError(f"--png_level must be 0..9, got {fv.png_level}")
     paths, skipped = list_inputs(fv.input)
     check_writable(fv.out, what="output folder")  # before the model is loaded, not at the first write
     try:
@@ -610,7 +618,7 @@ def main(argv, fv=None) -> int:
         _print(f"model card {card_path(model.path)}: {describe(model.card)}")
     pred = Predictor(model, fv.out, fv.colormap, fv.range, fv.vmin, fv.vmax, fv.colorbar, fv.side_by_side, fv.fps,
                      fv.save_frames, log=_print, with_color=fv.color, with_ply=fv.ply, intrinsics=intrinsics,
-                     workers=fv.workers)
+                     workers=fv.workers, png_level=fv.png_level)
     t0 = time.perf_counter()
     written, failed = pred.run(paths)
     dt = time.perf_counter() - t0

@@ -21,8 +21,12 @@ from litedepth_tf.common.files import atomic_write_bytes
 
 def depth_to_mm(depth) -> np.ndarray:
     """Metres -> uint16 millimetres (MAI): round(depth*1000) clipped to [0, 65535]; non-finite -> 0."""
-    d = np.nan_to_num(np.asarray(depth, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    return np.clip(np.round(d * DEPTH_SCALE), 0, 65535).astype(np.uint16)
+    d = np.array(depth, np.float64)  # a copy, then every step in place (the same float64 arithmetic)
+    np.nan_to_num(d, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    np.multiply(d, DEPTH_SCALE, out=d)
+    np.round(d, out=d)
+    np.clip(d, 0, 65535, out=d)
+    return d.astype(np.uint16)
 
 
 def png_bytes(array) -> bytes:

@@ -177,6 +177,13 @@ def test_the_pipeline_writes_the_same_bytes_as_one_file_after_another(models, tm
         got = np.asarray(Image.open(tmp_path / "threads" / "color" / f"{stem}.png"))
         np.testing.assert_array_equal(got[:, :depth.shape[1]], want)  # (the colour bar is to the right)
     assert not [n for n in os.listdir(tmp_path / "threads" / "depth") if n.startswith(".")]  # no temp left
+    # every zlib level: other bytes, the same pixels
+    assert call_main(predict, *args, "--out", str(tmp_path / "stored"), "--png_level", "0") == 0
+    for name in ("depth/a.png", "color/b.png", "side_by_side/f.png"):
+        stored = (tmp_path / "stored" / name).read_bytes()
+        assert len(stored) > len(threads[name])
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "stored" / name)),
+                                      np.asarray(Image.open(tmp_path / "threads" / name)))
 
 
 def test_ply_per_image_and_no_colour_maps_with_nocolor(models, tmp_path):
@@ -223,6 +230,8 @@ def test_bad_intrinsics_and_workers_are_usage_errors(models, tmp_path, capsys):
     assert "--intrinsics" in capsys.readouterr().err
     assert call_main(predict, *base, "--workers", "-1") == 2
     assert "--workers" in capsys.readouterr().err
+    assert call_main(predict, *base, "--png_level", "10") == 2
+    assert "--png_level" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
