@@ -40,8 +40,9 @@ def write_png(path, array) -> str:
     return atomic_write_bytes(path, png_bytes(array))
 
 
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+def _png_chunk(tag: bytes, data: bytes) -> list:
+    """A PNG chunk as parts (length, tag, data, CRC of tag + data), joined once by the caller: no copies of data."""
+    return [struct.pack(">I", len(data)), tag, data, struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)) & 0xFFFFFFFF)]
 
 
 ROW_FILTERS = {"none": 0, "sub": 1}
@@ -79,8 +80,9 @@ def fast_png_bytes(array, level: int = 1, row_filter: str = "sub") -> bytes:
         raw[:, 1:1 + bpp] = rows[:, :bpp]
         np.subtract(rows[:, bpp:], rows[:, :-bpp], out=raw[:, 1 + bpp:])  # uint8 arithmetic wraps mod 256, as PNG asks
     header = struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw, level))
-            + _png_chunk(b"IEND", b""))
+    idat = zlib.compress(raw, level)
+    return b"".join([b"\x89PNG\r\n\x1a\n", *_png_chunk(b"IHDR", header), *_png_chunk(b"IDAT", idat),
+                     *_png_chunk(b"IEND", b"")])
 
 
 def write_png_fast(path, array, level: int = 1, row_filter: str = "sub") -> str:
