@@ -19,6 +19,17 @@ pipeline; --int8_io uint8 for uint8 input/output tensors):
 --upsample: the deploy graph's final 32x40 -> 480x640 resize is exported as an exact 3x3 conv + pixel shuffle
 (`litedepth_tf.models.upsample`) for int8 by default (auto); `conv` does it for every mode, `resize` for none.
 
+After every export (all in one run, before the model card is written):
+* the GPU delegate check (`litedepth_tf.tflite.gpu_check`: TensorFlow's model analyzer + the delegate's own op
+  rules), printed as a compact op report; `--require_gpu_compatible` makes an op that would fall back to the CPU an
+  error: exit 1 with one line naming the op(s), and nothing is written (the previous file and card stay);
+* the Keras vs TFLite parity check (unless --noparity);
+* the model card `<out without .tflite>.card.json` (`litedepth_tf.tflite.model_card`, written atomically): input /
+  output tensors (name, shape, dtype, range, quantisation), output units, the SHA-256 of the run's flags.txt next to
+  --weights, the quantisation, the parity figures, the GPU verdict and, with `--eval_report REPORT.json` (an
+  `evaluate --out` report of --weights or of --out), the evaluation it passed. `predict`, `evaluate` and
+  `litedepth_tf.load` refuse a file whose card contradicts it.
+
 Quantisation report (fp32, fp16 and int8 from the same weights, evaluated on the same images, sizes, 1-thread
 latency, targets; files and quant_report.json into --report_dir, default the folder of --out):
 
@@ -29,14 +40,20 @@ from __future__ import annotations
 
 import os
 
+import dataclasses
+import sys
+
 from absl import flags, logging
 
+import litedepth_tf
 from litedepth_tf.common import cli
 from litedepth_tf.evaluation.quant_report import format_report, quant_report
-from litedepth_tf.models.upsample import apply_upsample
+from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
+from litedepth_tf.tflite import gpu_check, model_card
 from litedepth_tf.tflite.calibration import representative_images
 from litedepth_tf.tflite.convert import build_deploy_from_weights, export_tflite
 from litedepth_tf.tflite.parity import run_export_parity_test
+from litedepth_tf.tflite.runtime import TFLiteModel
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("weights", None, "Student weights (.weights.h5) written by the trainer; none = random init.")
@@ -57,6 +74,10 @@ flags.DEFINE_integer("report_images", 0, "Report: number of evaluation images (0
 flags.DEFINE_string("report_dir", None, "Report: folder for the three .tflite files and quant_report.json "
                     "(default: the folder of --out).")
 flags.DEFINE_integer("report_runs", 50, "Report: timed runs for the 1-thread latency.")
+flags.DEFINE_bool("require_gpu_compatible", False, "Fail (exit 1, nothing written) when an op would fall back from "
+                  "the LiteRT GPU delegate to the CPU.")
+flags.DEFINE_string("eval_report", None, "An `evaluate --out` report of --weights or --out: its metrics and data set "
+                    "go into the model card.")
 
 
 def main(argv):
@@ -72,8 +93,11 @@ def main(argv):
                               upsample=FLAGS.upsample, merge_normalization=FLAGS.merge_normalization)
         print(format_report(report))
         print(f"wrote {os.path.join(out_dir, 'quant_report.json')}")
-        return
+        return cli.EXIT_OK
 
+    evaluation = None
+    if FLAGS.eval_report:  # read first: a wrong report is an input error before the (slow) export
+        evaluation = model_card.evaluation_entry(FLAGS.eval_report, allowed_models=(FLAGS.weights, FLAGS.out))
     model = apply_upsample(build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization), FLAGS.quant,
                            FLAGS.upsample)
     representative = None
@@ -81,8 +105,25 @@ def main(argv):
         if not FLAGS.data_root:
             raise cli.InputError("--quant=int8 needs --data_root (calibration images come from the data pipeline)")
         representative = representative_images(FLAGS.data_root, FLAGS.calib_split, FLAGS.calib_images)
-    path = export_tflite(model, FLAGS.out, FLAGS.quant, representative, FLAGS.int8_io, FLAGS.saved_model_dir)
+
+    gpu = {}
+
+    def check_gpu(data):  # before the file is written: a required but failed check leaves the old file alone
+        gpu["report"] = gpu_check.check_gpu_compatibility(data)
+        gpu["report"].path = FLAGS.out
+        print(gpu_check.format_report(gpu["report"]))
+        if FLAGS.require_gpu_compatible and not gpu["report"].compatible:
+            raise gpu_check.GpuIncompatibleError(gpu["report"].error_message() + " (--require_gpu_compatible; "
+                                                 "nothing written)")
+
+    try:
+        path = export_tflite(model, FLAGS.out, FLAGS.quant, representative, FLAGS.int8_io, FLAGS.saved_model_dir,
+                             before_write=check_gpu)
+    except gpu_check.GpuIncompatibleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return cli.EXIT_FAILED
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.3f} MB, {FLAGS.quant})")
+    parity = None
     if FLAGS.parity and FLAGS.int8_io == "float32":
         inputs = None
         if representative is not None:  # int8: compare on real frames (its calibrated range), not on noise
@@ -90,6 +131,16 @@ def main(argv):
         report = run_export_parity_test(model, FLAGS.quant, tflite_path=path, inputs=inputs)
         print(f"parity Keras vs TFLite: max |diff| {report.max_abs_diff:.2e} m, mean {report.mean_abs_diff:.2e} m "
               f"over {report.num_inputs} inputs (tolerance {report.tolerance:g} m)")
+        parity = {k: v for k, v in dataclasses.asdict(report).items() if k not in ("tflite_path", "tflite_bytes")}
+        parity["reference"] = "Keras deploy model, " + ("3 calibration frames" if inputs else "3 synthetic images")
+    tfl = TFLiteModel(path, check_signature=False)
+    card = model_card.build_card(path, tfl.input, tfl.output, FLAGS.quant, weights=FLAGS.weights,
+                                 upsample=resolve_upsample(FLAGS.upsample, FLAGS.quant),
+                                 merge_normalization=FLAGS.merge_normalization, parity=parity,
+                                 gpu=gpu["report"].summary(), evaluation=evaluation,
+                                 created_by="export/export_tflite.py", version=litedepth_tf.__version__)
+    print(f"wrote {model_card.write_card(path, card)} (model card)")
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

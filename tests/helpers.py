@@ -76,6 +76,19 @@ def random_student(seed: int = 0):
     return model
 
 
+def read_ply(data: bytes):
+    """A binary little-endian PLY parsed from scratch (no PLY library): (header lines, structured vertex array)."""
+    end = data.index(b"end_header\n") + len(b"end_header\n")
+    header = data[:end].decode("ascii").splitlines()
+    assert header[:2] == ["ply", "format binary_little_endian 1.0"], header
+    count = int(next(line for line in header if line.startswith("element vertex")).split()[-1])
+    props = [line.split() for line in header if line.startswith("property")]
+    types = {"float": "<f4", "uchar": "u1"}
+    dtype = np.dtype([(name, types[t]) for _, t, name in props])
+    assert len(data) - end == count * dtype.itemsize, (len(data) - end, count, dtype.itemsize)
+    return header, np.frombuffer(data[end:], dtype, count)
+
+
 def synthetic_root(tmp_path_factory, name: str, n_train: int, n_val: int, seed: int) -> str:
     """A small synthetic MAI-layout set in a fresh temp folder (for module-scoped `data_root` fixtures)."""
     root = tmp_path_factory.mktemp(name)

@@ -12,6 +12,7 @@ unchanged, or no file was written). `WriteError` is a `cli.InputError`, so a com
     atomic_write_text(path, text)
     atomic_write_json(path, obj, indent=2)
     with atomic_path(path) as tmp: writer(tmp)     # for libraries that want a file name (h5, PNG encoders)
+    tmp = stage_bytes(path, data); ...; commit_staged(tmp, path)   # write many in parallel, rename in order
 """
 
 from __future__ import annotations
@@ -105,6 +106,54 @@ def atomic_path(path, suffix: str = ".tmp"):
         if isinstance(err, OSError) and not isinstance(err, InputError):
             raise write_error(path, err, existed) from err
         raise
+
+
+def stage_bytes(path, data) -> str:
+    """The first half of an atomic write, for writers that overlap many writes: `data` goes to a hidden temp file
+    next to `path` (same folder, `.name.*.tmp`), flushed and fsync'ed. Returns the temp path, to be passed to
+    `commit_staged` (the rename, e.g. in a chosen order) or `discard_staged`."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise write_error(path, err, os.path.exists(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        discard_staged(tmp)
+        raise write_error(path, err, os.path.exists(path)) from None
+    except BaseException:
+        discard_staged(tmp)
+        raise
+    return tmp
+
+
+def commit_staged(tmp, path, sync_dir: bool = True) -> str:
+    """The second half: renames the staged temp file onto `path` (and fsyncs the folder unless `sync_dir` is
+    False, for a caller that syncs each folder once after several renames with `fsync_dir`)."""
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        discard_staged(tmp)
+        raise write_error(path, err, os.path.exists(path)) from None
+    if sync_dir:
+        _fsync_dir(os.path.dirname(os.path.abspath(os.fspath(path))))
+    return os.fspath(path)
+
+
+def discard_staged(tmp) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(tmp)
+
+
+def fsync_dir(folder) -> None:
+    """Makes the renames into `folder` durable (a no-op where the platform cannot)."""
+    _fsync_dir(os.fspath(folder))
 
 
 def atomic_write_bytes(path, data: bytes) -> str:

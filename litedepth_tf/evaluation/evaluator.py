@@ -29,6 +29,7 @@ from litedepth_tf.data.pipeline import list_pairs, make_dataset
 from litedepth_tf.evaluation.metrics import VALID_EPS_MM, MAIMetrics, image_metrics, mean_metrics, median_train_depth
 from litedepth_tf.models.presets import get_builder
 from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
+from litedepth_tf.tflite.model_card import card_path, check_card
 from litedepth_tf.tflite.runtime import TFLiteModel
 
 LAYOUT = "ROOT/<split>/{rgb,depth}/*.png (RGB PNGs and uint16 millimetre depth PNGs with matching names)"
@@ -59,7 +60,11 @@ def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int
         path = os.fspath(path_or_model)
         if path.endswith(".tflite"):
             tfl = TFLiteModel(path, num_threads=num_threads)
-            return tfl.predict, {"model": path, "kind": "tflite", "io": f"{tfl.input_dtype.name}"}
+            card = check_card(path, tfl.input, tfl.output)  # a card that contradicts the file: ModelCardError
+            desc = {"model": path, "kind": "tflite", "io": f"{tfl.input_dtype.name}"}
+            if card is not None:
+                desc["model_card"] = card_path(path)
+            return tfl.predict, desc
         if not path.endswith(".h5"):
             raise ValueError(f"{path!r}: expected a .tflite model or Keras .weights.h5 weights")
         if not os.path.isfile(path):
@@ -107,8 +112,8 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
     check_data_root(data_root, split)
     total = len(list_pairs(data_root, split, check=False))
     n_target = total if not max_images or max_images <= 0 else min(int(max_images), total)
+    predict, desc = load_predict_fn(path_or_model, model_name, num_threads)  # a bad model fails before the baseline
     median, note = baseline_median(data_root, split, baseline_split, progress) if baseline else (None, None)
-    predict, desc = load_predict_fn(path_or_model, model_name, num_threads)
     bad_files = BadSampleCounter()  # unreadable / corrupt / all-invalid pairs: skipped, named in warnings
     dataset = make_dataset(data_root, split, 1, training=False, bad_sample_counter=bad_files)
 

@@ -100,10 +100,13 @@ def export_tflite(
     representative_images: Callable[[], Iterable[np.ndarray]] | None = None,
     int8_io: str = "float32",
     saved_model_dir: str | None = None,
+    before_write: Callable[[bytes], None] | None = None,
 ) -> str:
     """Keras model -> SavedModel -> `.tflite` at `out_path` (atomic). Returns `out_path`.
 
     `saved_model_dir` keeps the intermediate SavedModel (for `tflite_convert`); by default a temp dir is used.
+    `before_write(data)` sees the flatbuffer before it is written; an exception there leaves `out_path` as it was
+    (e.g. a GPU-compatibility requirement, `litedepth_tf.tflite.gpu_check`).
     """
     if quant not in QUANT_MODES:
         raise ValueError(f"quant must be one of {QUANT_MODES}, got {quant!r}")
@@ -111,7 +114,8 @@ def export_tflite(
         sm_dir = saved_model_dir or os.path.join(tmp, "saved_model")
         export_saved_model(model, sm_dir)
         data = convert_saved_model(sm_dir, quant, representative_images, int8_io)
-
+    if before_write is not None:
+        before_write(data)
     return atomic_write_bytes(out_path, data)
 
 
