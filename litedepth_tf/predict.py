@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import os
 import queue
 import sys
@@ -79,6 +80,8 @@ from litedepth_tf.common.progress import progress_bar
 from litedepth_tf.data.check import read_png_header
 from litedepth_tf.tflite.model_card import card_path, describe
 
+# Write errors that every later output would hit too: the run stops at the first (one line, exit 2).
+STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".gif")
 FFMPEG_EXTS = (".mp4", ".avi", ".mov", ".mkv")
@@ -408,11 +411,12 @@ class Predictor:
                 collect()
 
     def _failed(self, path, err, failed):
-        if isinstance(err, WriteError):  # an output cannot be written (disk full, ...): the next ones could not either
+        if isinstance(err, WriteError) and err.errno in STOP_ERRNOS:  # disk full, read-only, I/O error: the next
             raise WriteError(f"{err}; the files written before it in {self.out} are complete", err.errno,
                              err.filename) from None
-        # other OSError (e.g. a video writer that failed): named, the run goes on
-        msg = str(err) if isinstance(err, ValueError) else f"cannot write the outputs of {path!r}: {err}"
+        # an error of this input's outputs only (a folder where a file must go, a video writer that failed, ...):
+        # named, the run goes on
+        msg = f"cannot write the outputs of {path!r}: {err}" if isinstance(err, OSError) else str(err)
         failed.append((path, msg))
         self.log(f"error: {msg} (skipped)", file=sys.stderr)
 

@@ -271,7 +271,9 @@ def test_predict_on_a_full_disk_stops_at_the_first_failed_png_with_one_line(file
     images = sorted(glob.glob(os.path.join(files["data"], "local_val", "rgb", "*.png")))
     out = tmp_path / "out"
     fail_writes(monkeypatch, "*.png", nth=2)  # the first image's colour map (after its depth PNG)
-    rc = call_main(predict, "--weights", files["weights"], "--input", os.path.dirname(images[0]), "--out", out)
+    # --workers 0: one file after another, so "the 2nd PNG" is the first image's colour map, whatever the timing
+    rc = call_main(predict, "--weights", files["weights"], "--input", os.path.dirname(images[0]), "--out", out,
+                   "--workers", 0)
     line = _one_error_line(capsys)
     first = os.path.basename(images[0])
     assert rc == 2
