@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from litedepth_tf.common import cli
 from litedepth_tf.data.synthetic import generate
-from litedepth_tf.models.student import build_student
+from litedepth_tf.models.student import build_deploy_model, build_student
+from litedepth_tf.tflite.convert import export_tflite
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "LITEDEPTH_NO_PROGRESS": "1"}
@@ -87,6 +88,15 @@ def read_ply(data: bytes):
     dtype = np.dtype([(name, types[t]) for _, t, name in props])
     assert len(data) - end == count * dtype.itemsize, (len(data) - end, count, dtype.itemsize)
     return header, np.frombuffer(data[end:], dtype, count)
+
+
+def student_files(folder, seed: int, tflite_name: str = "student_fp32.tflite") -> tuple[str, str]:
+    """`random_student(seed)` saved as `folder/student.weights.h5` and exported to `folder/<tflite_name>` (fp32
+    deploy view): (weights path, .tflite path), for module-scoped model fixtures."""
+    student = random_student(seed)
+    weights = os.path.join(folder, "student.weights.h5")
+    student.save_weights(weights)
+    return weights, export_tflite(build_deploy_model(student), os.path.join(folder, tflite_name))
 
 
 def synthetic_root(tmp_path_factory, name: str, n_train: int, n_val: int, seed: int) -> str:

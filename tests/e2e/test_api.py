@@ -8,18 +8,12 @@ import pytest
 import litedepth_tf
 from litedepth_tf import api
 from litedepth_tf.tflite.convert import export_tflite
-from litedepth_tf.models.student import build_deploy_model
-from tests.helpers import random_student, run_command
+from tests.helpers import run_command, student_files
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("api_models")
-    student = random_student(21)
-    weights = str(d / "student.weights.h5")
-    student.save_weights(weights)
-    tfl = export_tflite(build_deploy_model(student), str(d / "student_fp32.tflite"))
-    return weights, tfl
+    return student_files(tmp_path_factory.mktemp("api_models"), 21)
 
 
 def _image(h, w, seed=0):

@@ -9,9 +9,7 @@ from PIL import Image
 from litedepth_tf import middlebury, predict
 from litedepth_tf.data import middlebury as mb
 from litedepth_tf.evaluation.evaluator import evaluate_model
-from litedepth_tf.models.student import build_deploy_model
-from litedepth_tf.tflite.convert import export_tflite
-from tests.helpers import call_main, random_student
+from tests.helpers import call_main, student_files
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +21,7 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mb_models")
-    student = random_student(41)
-    weights = str(d / "student.weights.h5")
-    student.save_weights(weights)
-    return weights, export_tflite(build_deploy_model(student), str(d / "student.tflite"))
+    return student_files(tmp_path_factory.mktemp("mb_models"), 41, "student.tflite")
 
 
 def test_predict_and_figure_on_the_motorcycle(root, model_files, tmp_path):

@@ -13,21 +13,15 @@ from PIL import Image
 import litedepth_tf
 from litedepth_tf.tflite.convert import export_tflite
 from litedepth_tf.data.pipeline import decode_pair
-from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf import predict
 from litedepth_tf.common.images import depth_to_mm
 from litedepth_tf.common.pointcloud import default_intrinsics
-from tests.helpers import call_main, random_student, read_ply
+from tests.helpers import call_main, read_ply, student_files
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    d = tmp_path_factory.mktemp("predict_models")
-    student = random_student(31)
-    weights = str(d / "student.weights.h5")
-    student.save_weights(weights)
-    tfl = export_tflite(build_deploy_model(student), str(d / "student_fp32.tflite"))
-    return weights, tfl
+    return student_files(tmp_path_factory.mktemp("predict_models"), 31)
 
 
 def _image(h, w, seed=0):
