@@ -179,7 +179,8 @@ def random_rotate_flip_params(seed, rotate_prob=0.5, max_degrees=2.5, flip_prob=
     return angle, tf.random.stateless_uniform([], s[2]) < flip_prob
 
 
-def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP_SIZES, depth_stride=1):
+def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP_SIZES, depth_stride=1,
+                image_sizes=None):
     """Fused R-crop of a batch: rotate (about each element's principal point), flip, crop and resize in ONE warp.
 
     ``images`` ``[B, H, W, 3]`` (uint8 stays uint8 through the warp, other dtypes are cast to float32), ``depths`` ``[B, H, W, 1]`` metres, ``intrinsics`` ``[B, 4]``,
@@ -195,6 +196,9 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
     those pixels are warped) with the intrinsics of that grid (``fx / s, fy / s, cx / s, cy / s``: pixel u' of the
     subsampled grid is pixel s u' of the crop). The loss targets then cost s^2 less; the image is unchanged.
 
+    ``image_sizes``: the network-input size of each crop size (same order), for frames other than 480x640
+    (`data.datasets.crop_network_size`); None: ``image_size_for_crop`` (the paper's 480x640 -> 128x160 scale).
+
     Returns (images float32 ``[B, ih, iw, 3]``, depths ``[B, ch, cw, 1]`` (``ceil(ch / s), ceil(cw / s)`` with a
     stride), intrinsics ``[B, 4]`` of the returned depth grid, (ch, cw) the crop size).
     """
@@ -202,7 +206,14 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
     if depth_stride < 1:
         raise ValueError(f"depth_stride must be >= 1, got {depth_stride}")
     s = split_seed(seed, 3)
-    crop_h, crop_w = sample_crop_size(s[0], crop_sizes)
+    if image_sizes is None:
+        crop_h, crop_w = sample_crop_size(s[0], crop_sizes)
+    else:
+        if len(image_sizes) != len(crop_sizes):
+            raise ValueError(f"image_sizes {image_sizes} must give one size per crop size {crop_sizes}")
+        table = tf.constant([[*c, *n] for c, n in zip(crop_sizes, image_sizes)], tf.int32)
+        row = table[tf.random.stateless_uniform([], as_seed(s[0]), 0, len(crop_sizes), dtype=tf.int32)]
+        crop_h, crop_w = row[0], row[1]
     shape = tf.shape(depths)
     b, h, w = shape[0], shape[1], shape[2]
     tf.debugging.assert_less_equal(tf.stack([crop_h, crop_w]), tf.stack([h, w]),
@@ -231,7 +242,7 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
     t_depth = tf.stack([a0 * st, a1 * st, a2, b0 * st, b1 * st, b2, zeros, zeros], axis=1)
     depth_hw = tf.stack([crop_h + depth_stride - 1, crop_w + depth_stride - 1]) // depth_stride
     depths = warp(tf.cast(depths, tf.float32), t_depth, depth_hw, "NEAREST")
-    ih, iw = image_size_for_crop(crop_h, crop_w)
+    ih, iw = image_size_for_crop(crop_h, crop_w) if image_sizes is None else (row[2], row[3])
     sx = tf.cast(crop_w, tf.float32) / tf.cast(iw, tf.float32)
     sy = tf.cast(crop_h, tf.float32) / tf.cast(ih, tf.float32)
     dx, dy = (sx - 1.0) / 2.0, (sy - 1.0) / 2.0  # image pixel j -> crop x = sx * j + dx (half-pixel centres)
