@@ -12,6 +12,20 @@ interpreter. Prints the metrics of the model and of a constant median-depth base
 per image (not the challenge's Raspberry Pi runtime). ``--out`` writes the JSON report atomically;
 ``--compare_to`` exits 1 unless every metric is within ``--compare_tol`` of another report (e.g. a .tflite
 against its Keras model). Library: `litedepth_tf.evaluation.evaluator.evaluate_model`.
+
+Other data sets (`litedepth_tf.data.datasets`): ``--dataset nyu|kitti|diode|folder`` (default mai2022) lists and
+decodes the preset's files, runs the model at its frame size and adds the standard metrics of the public
+toolboxes (abs_rel, sq_rel, rmse, rmse_log, log10, silog, delta1..3 on the evaluation crop and valid range, per
+image then the mean) to the MAI metrics:
+
+    python -m litedepth_tf.evaluate --weights W --dataset nyu --data_root nyu_depth_v2/official_splits/test \
+        --split_file nyu_test.txt
+    python -m litedepth_tf.evaluate --weights W --model student_80m --dataset kitti --data_root kitti \
+        --split_file kitti_eigen_test.txt [--eval_crop eigen]
+
+``--split_file`` (``rgb depth [focal]`` per line, relative to ``--data_root``; ``None`` lines skipped and counted),
+``--eval_crop none|eigen|garg`` (default: the preset's), ``--align none|median``, and for ``folder`` (or to
+override a preset) ``--depth_scale``, ``--depth_format``, ``--max_depth``, ``--intrinsics``.
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from absl import flags
 
 from litedepth_tf.common import cli
 from litedepth_tf.common.files import atomic_write_json, check_writable
+from litedepth_tf.data import datasets
 from litedepth_tf.evaluation.evaluator import LAYOUT, TABLE_KEYS, compare_reports, evaluate_model, format_table
 
 
@@ -35,17 +50,49 @@ def define_flags(fv=None):
     flags.DEFINE_string("tflite", None, "A .tflite deploy model [1,480,640,3] -> [1,480,640,1].", **d)
     flags.DEFINE_string("model", "student", "Model preset (litedepth_tf.models.presets.MODELS) for --weights.", **d)
     flags.DEFINE_string("data_root", None, f"Data root: {LAYOUT}.", **d)
-    flags.DEFINE_string("split", "local_val", "Split folder under --data_root to evaluate.", **d)
+    flags.DEFINE_string("split", None, "Split folder under --data_root to evaluate (default: the dataset's "
+                        "validation split: local_val for mai2022).", **d)
     flags.DEFINE_integer("max_images", 0, "Evaluate the first N images (0 = all).", **d)
     flags.DEFINE_string("out", None, "Write the JSON report here (atomically).", **d)
     flags.DEFINE_bool("baseline", True, "Also score the constant median-depth baseline.", **d)
-    flags.DEFINE_string("baseline_split", "train", "Split whose median GT depth is the baseline's constant.", **d)
+    flags.DEFINE_string("baseline_split", None, "Split whose median GT depth is the baseline's constant (default: the "
+                        "dataset's training split: train for mai2022).", **d)
     flags.DEFINE_string("save_predictions", None, "Write predictions as uint16 millimetre PNGs into this folder.", **d)
     flags.DEFINE_integer("threads", None, "TFLite interpreter threads (default: the interpreter's).", **d)
     flags.DEFINE_string("compare_to", None, "A JSON report of this command (e.g. the Keras model's): exit 1 unless "
                         "every metric is within --compare_tol of it.", **d)
     flags.DEFINE_float("compare_tol", 1e-3, "Absolute tolerance per metric for --compare_to.", **d)
+    define_dataset_flags(fv)
+    flags.DEFINE_enum("eval_crop", None, list(datasets.EVAL_CROPS), "Evaluation crop of the standard metrics "
+                      "(default: the dataset's: nyu eigen, kitti garg, else none).", **d)
+    flags.DEFINE_enum("align", "none", ["none", "median"], "Median-scale each prediction to its GT before the "
+                      "standard metrics (relative-depth models).", **d)
     return fv
+
+
+def define_dataset_flags(fv, split_file_help="Split list (rgb depth [focal] per line, paths relative to "
+                         "--data_root, 'None' = no GT) instead of listing --split."):
+    """--dataset and its overrides (shared by evaluate and data_check)."""
+    d = dict(flag_values=fv)
+    flags.DEFINE_enum("dataset", datasets.DEFAULT, list(datasets.PRESETS), "Data set preset "
+                      "(litedepth_tf.data.datasets): layout, depth scale, frame size, valid range, eval crop.", **d)
+    flags.DEFINE_string("split_file", None, split_file_help, **d)
+    flags.DEFINE_float("depth_scale", None, "Stored depth values per metre (default: the dataset's: 1000 MAI/NYU, "
+                       "256 KITTI/DIODE).", **d)
+    flags.DEFINE_enum("depth_format", None, list(datasets.DEPTH_FORMATS), "Depth files: png16 (decoded in graph) "
+                      "or npy (convert first: python -m litedepth_tf.convert).", **d)
+    flags.DEFINE_float("max_depth", None, "Valid depth range top in metres (default: the dataset's).", **d)
+    flags.DEFINE_list("intrinsics", None, "fx,fy,cx,cy of the frames in pixels (default: the dataset's).", **d)
+
+
+def preset_from_flags(fv):
+    """The `datasets.DatasetPreset` the flags describe (one error line naming the flag if a value is bad)."""
+    try:
+        k = None if not fv.intrinsics else [float(x) for x in fv.intrinsics]
+    except ValueError:
+        raise cli.InputError(f"--intrinsics must be 4 numbers fx,fy,cx,cy, got {','.join(fv.intrinsics)}") from None
+    return datasets.get_preset(fv.dataset, depth_scale=fv.depth_scale, depth_format=fv.depth_format,
+                               max_depth=fv.max_depth, intrinsics=k)
 
 
 def main(argv, fv=None):
@@ -61,9 +108,12 @@ def main(argv, fv=None):
         check_writable(fv.save_predictions, what="--save_predictions folder")
     if fv.out:
         check_writable(os.path.dirname(os.path.abspath(fv.out)), what="--out folder")
-    report = evaluate_model(fv.weights or fv.tflite, fv.data_root, fv.split, fv.max_images, fv.model,
-                            baseline=fv.baseline, baseline_split=fv.baseline_split,
-                            save_predictions=fv.save_predictions, num_threads=fv.threads)
+    preset = preset_from_flags(fv)
+    split = None if fv.split_file else (fv.split or preset.splits[1])
+    report = evaluate_model(fv.weights or fv.tflite, fv.data_root, split, fv.max_images, fv.model,
+                            baseline=fv.baseline, baseline_split=fv.baseline_split or preset.splits[0],
+                            save_predictions=fv.save_predictions, num_threads=fv.threads, dataset=preset,
+                            split_file=fv.split_file, eval_crop=fv.eval_crop, align=fv.align)
     print(format_table(report))
     if fv.out:
         atomic_write_json(fv.out, report)

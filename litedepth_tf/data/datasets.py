@@ -46,11 +46,11 @@ Pure Python + NumPy (no TensorFlow): `litedepth_tf.api` uses the size rules with
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 
 from litedepth_tf.common.cli import InputError
-from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAI_INTRINSICS, MAX_DEPTH, NET_HEIGHT, NET_WIDTH
+from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAI_INTRINSICS, MAX_DEPTH
+from litedepth_tf.common.sizes import network_size, parse_hw, round32
 from litedepth_tf.data.check import check_pairs, first_mismatch, new_entry, pair_files, read_image_header, scale_problem
 
 EVAL_CROPS = ("none", "eigen", "garg")
@@ -68,17 +68,6 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
 class DatasetError(InputError):
     """A data set that cannot be listed as its preset says (names the file / split-file line)."""
-
-
-def round32(x: float) -> int:
-    """Nearest multiple of 32 (halves up), at least 32."""
-    return max(32, 32 * int(math.floor(x / 32.0 + 0.5)))
-
-
-def network_size(frame) -> tuple[int, int]:
-    """Network input size for a frame (H, W): the paper's 480x640 -> 128x160 ratio, each side rounded to /32."""
-    h, w = int(frame[0]), int(frame[1])
-    return round32(h * NET_HEIGHT / INPUT_HEIGHT), round32(w * NET_WIDTH / INPUT_WIDTH)
 
 
 def crop_network_size(crop, frame, net=None) -> tuple[int, int]:
@@ -104,12 +93,9 @@ def rcrop_sizes(frame, net=None, fractions=CROP_FRACTIONS) -> tuple:
 def parse_size(text, what="--size"):
     """'HxW' -> (H, W); InputError naming the flag otherwise."""
     try:
-        h, w = (int(v) for v in str(text).lower().split("x"))
-        if h <= 0 or w <= 0:
-            raise ValueError
-    except ValueError:
-        raise InputError(f"{what} must be HxW with positive integers (e.g. 352x1216), got {text!r}") from None
-    return h, w
+        return parse_hw(text, what)
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
 
 @dataclasses.dataclass(frozen=True)

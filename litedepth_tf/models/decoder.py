@@ -43,8 +43,9 @@ def _conv(filters, kernel, name):
     return layers.Conv2D(filters, kernel, padding="same", kernel_initializer="glorot_uniform", name=name)
 
 
-def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder"):
-    """features: [f4, f8, f16, f32] Keras tensors. Returns dict(depth, feat_4, feat_8, feat_16)."""
+def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder", max_depth=MAX_DEPTH):
+    """features: [f4, f8, f16, f32] Keras tensors. Returns dict(depth, feat_4, feat_8, feat_16). ``max_depth``:
+    the head's range, ``max_depth * sigmoid`` (40 m for MAI; 80 m for KITTI's ``student_80m`` preset)."""
     if len(features) != 4:
         raise ValueError(f"light_decoder expects 4 features (strides 4, 8, 16, 32), got {len(features)}")
     f4, f8, f16, f32 = features
@@ -61,5 +62,5 @@ def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder")
     feat_4 = fuse(layers.ReLU(name=f"{name}_relu8")(feat_8), f4, logits_dim, 3, "4")
     x = layers.ReLU(name=f"{name}_relu4")(feat_4)
     depth = layers.Activation("sigmoid", name=f"{name}_depth_sigmoid")(_conv(1, 1, f"{name}_depth_conv")(x))
-    depth = ops.clip(depth * MAX_DEPTH, MIN_DEPTH, MAX_DEPTH)
+    depth = ops.clip(depth * max_depth, MIN_DEPTH, max_depth)
     return {"depth": depth, "feat_4": feat_4, "feat_8": feat_8, "feat_16": feat_16}

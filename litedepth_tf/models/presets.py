@@ -13,6 +13,7 @@ import importlib
 
 MODELS = {
     "student": "litedepth_tf.models.student:build_student",
+    "student_80m": "litedepth_tf.models.student:build_student",
     "teacher_swin_micro": "litedepth_tf.models.teacher:build_teacher",
     "teacher_swin_tiny": "litedepth_tf.models.teacher:build_teacher",
     "teacher_swin_base": "litedepth_tf.models.teacher:build_teacher",
@@ -20,6 +21,7 @@ MODELS = {
 }
 
 MODEL_KWARGS = {
+    "student_80m": {"max_depth": 80.0},  # KITTI / DIODE: depth head 80 * sigmoid (the weights are the same shape)
     "teacher_swin_micro": {"preset": "micro"},
     "teacher_swin_tiny": {"preset": "tiny"},
     "teacher_swin_base": {"preset": "base"},

@@ -93,7 +93,8 @@ def run_export_parity_test(
         path = tflite_path or os.path.join(tmp, f"model_{quant}.tflite")
         if not os.path.exists(path):
             export_tflite(model, path, quant=quant, representative_images=representative_images)
-        tflite = TFLiteModel(path, check_signature=check_signature)
+        frame = tuple(int(d) for d in model.input.shape[1:3])
+        tflite = TFLiteModel(path, check_signature=check_signature, expected_size=frame)
         if inputs is None:
             inputs = parity_inputs(num_inputs, seed, *tflite.input_shape[1:3])
         max_diff, mean_diff = compare(model, tflite, inputs)
