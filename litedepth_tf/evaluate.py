@@ -62,37 +62,12 @@ def define_flags(fv=None):
     flags.DEFINE_string("compare_to", None, "A JSON report of this command (e.g. the Keras model's): exit 1 unless "
                         "every metric is within --compare_tol of it.", **d)
     flags.DEFINE_float("compare_tol", 1e-3, "Absolute tolerance per metric for --compare_to.", **d)
-    define_dataset_flags(fv)
+    datasets.define_dataset_flags(fv)
     flags.DEFINE_enum("eval_crop", None, list(datasets.EVAL_CROPS), "Evaluation crop of the standard metrics "
                       "(default: the dataset's: nyu eigen, kitti garg, else none).", **d)
     flags.DEFINE_enum("align", "none", ["none", "median"], "Median-scale each prediction to its GT before the "
                       "standard metrics (relative-depth models).", **d)
     return fv
-
-
-def define_dataset_flags(fv, split_file_help="Split list (rgb depth [focal] per line, paths relative to "
-                         "--data_root, 'None' = no GT) instead of listing --split."):
-    """--dataset and its overrides (shared by evaluate and data_check)."""
-    d = dict(flag_values=fv)
-    flags.DEFINE_enum("dataset", datasets.DEFAULT, list(datasets.PRESETS), "Data set preset "
-                      "(litedepth_tf.data.datasets): layout, depth scale, frame size, valid range, eval crop.", **d)
-    flags.DEFINE_string("split_file", None, split_file_help, **d)
-    flags.DEFINE_float("depth_scale", None, "Stored depth values per metre (default: the dataset's: 1000 MAI/NYU, "
-                       "256 KITTI/DIODE).", **d)
-    flags.DEFINE_enum("depth_format", None, list(datasets.DEPTH_FORMATS), "Depth files: png16 (decoded in graph) "
-                      "or npy (convert first: python -m litedepth_tf.convert).", **d)
-    flags.DEFINE_float("max_depth", None, "Valid depth range top in metres (default: the dataset's).", **d)
-    flags.DEFINE_list("intrinsics", None, "fx,fy,cx,cy of the frames in pixels (default: the dataset's).", **d)
-
-
-def preset_from_flags(fv):
-    """The `datasets.DatasetPreset` the flags describe (one error line naming the flag if a value is bad)."""
-    try:
-        k = None if not fv.intrinsics else [float(x) for x in fv.intrinsics]
-    except ValueError:
-        raise cli.InputError(f"--intrinsics must be 4 numbers fx,fy,cx,cy, got {','.join(fv.intrinsics)}") from None
-    return datasets.get_preset(fv.dataset, depth_scale=fv.depth_scale, depth_format=fv.depth_format,
-                               max_depth=fv.max_depth, intrinsics=k)
 
 
 def main(argv, fv=None):
@@ -108,7 +83,7 @@ def main(argv, fv=None):
         check_writable(fv.save_predictions, what="--save_predictions folder")
     if fv.out:
         check_writable(os.path.dirname(os.path.abspath(fv.out)), what="--out folder")
-    preset = preset_from_flags(fv)
+    preset = datasets.preset_from_flags(fv)
     split = None if fv.split_file else (fv.split or preset.splits[1])
     report = evaluate_model(fv.weights or fv.tflite, fv.data_root, split, fv.max_images, fv.model,
                             baseline=fv.baseline, baseline_split=fv.baseline_split or preset.splits[0],

@@ -49,6 +49,7 @@ from litedepth_tf.common.colormap import colorize_depth, depth_scale, side_by_si
 from litedepth_tf.common.files import atomic_path, check_writable
 from litedepth_tf.common.images import depth_to_mm, write_png
 from litedepth_tf.common.progress import progress_bar, track
+from litedepth_tf.data import datasets
 from litedepth_tf.data.check import read_png_header
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -169,7 +170,7 @@ class Predictor:
         self.latencies_ms: list[float] = []
 
     def _depth(self, image):
-        prep = prepare_image(image)
+        prep = prepare_image(image, getattr(self.model, "input_size", (480, 640)))
         depth = restore_size(self.model.predict_network(prep.network_input), prep.size)
         self.latencies_ms.append(self.model.last_latency_ms)
         return prep, depth
@@ -312,7 +313,22 @@ def define_flags(fv=None):
     flags.DEFINE_float("fps", None, "Output video frame rate (default: the input's).", **d)
     flags.DEFINE_bool("save_frames", False, "Videos: also write every frame's PNGs.", **d)
     flags.DEFINE_integer("threads", None, ".tflite interpreter threads.", **d)
+    flags.DEFINE_enum("dataset", None, list(datasets.PRESETS), "The network input is this data set's frame size "
+                      "(e.g. kitti: 352x1216, for a model exported with export_tflite.py --dataset kitti).", **d)
+    flags.DEFINE_string("input_size", None, "The network input size HxW (default 480x640, or the --dataset's).", **d)
     return fv
+
+
+def input_size(fv):
+    """--input_size, else the --dataset's frame size, else None (480x640)."""
+    if fv.input_size:
+        return datasets.parse_size(fv.input_size, "--input_size")
+    if fv.dataset:
+        preset = datasets.get_preset(fv.dataset)
+        if preset.frame_size is None:
+            raise cli.InputError(f"--dataset={fv.dataset} has no fixed frame size: give --input_size HxW")
+        return preset.frame_size
+    return None
 
 
 def main(argv, fv=None) -> int:
@@ -329,7 +345,7 @@ def main(argv, fv=None) -> int:
     paths, skipped = list_inputs(fv.input)
     check_writable(fv.out, what="output folder")  # before the model is loaded, not at the first write
     try:
-        model = load(fv.weights or fv.tflite, model=fv.model, num_threads=fv.threads)
+        model = load(fv.weights or fv.tflite, model=fv.model, num_threads=fv.threads, input_size=input_size(fv))
     except ValueError as err:
         raise cli.InputError(str(err)) from err
     for s in skipped:

@@ -48,6 +48,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from absl import flags
+
 from litedepth_tf.common.cli import InputError
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAI_INTRINSICS, MAX_DEPTH
 from litedepth_tf.common.sizes import network_size, parse_hw, round32
@@ -234,6 +236,36 @@ def get_preset(name=None, depth_scale=None, depth_format=None, max_depth=None, i
     if frame_size is not None:
         changes["frame_size"] = tuple(int(v) for v in frame_size)
     return dataclasses.replace(preset, **changes) if changes else preset
+
+
+# ------------------------------------------------------------------------------------------------ flags
+
+
+def define_dataset_flags(fv, split_file_help="Split list (rgb depth [focal] per line, paths relative to "
+                         "--data_root, 'None' = no GT) instead of listing --split.", intrinsics=True):
+    """``--dataset``, ``--split_file`` and the preset overrides ``--depth_scale``, ``--depth_format``,
+    ``--max_depth`` (and ``--intrinsics``) on ``fv`` (the same spelling in train, evaluate, data_check)."""
+    d = dict(flag_values=fv)
+    flags.DEFINE_enum("dataset", DEFAULT, list(PRESETS), "Data set preset "
+                      "(litedepth_tf.data.datasets): layout, depth scale, frame size, valid range, eval crop.", **d)
+    flags.DEFINE_string("split_file", None, split_file_help, **d)
+    flags.DEFINE_float("depth_scale", None, "Stored depth values per metre (default: the dataset's: 1000 MAI/NYU, "
+                       "256 KITTI/DIODE).", **d)
+    flags.DEFINE_enum("depth_format", None, list(DEPTH_FORMATS), "Depth files: png16 (decoded in graph) "
+                      "or npy (convert first: python -m litedepth_tf.convert).", **d)
+    flags.DEFINE_float("max_depth", None, "Valid depth range top in metres (default: the dataset's).", **d)
+    if intrinsics:
+        flags.DEFINE_list("intrinsics", None, "fx,fy,cx,cy of the frames in pixels (default: the dataset's).", **d)
+
+
+def preset_from_flags(fv):
+    """The `DatasetPreset` the flags describe (one error line naming the flag if a value is bad)."""
+    try:
+        k = None if not fv.intrinsics else [float(x) for x in fv.intrinsics]
+    except ValueError:
+        raise InputError(f"--intrinsics must be 4 numbers fx,fy,cx,cy, got {','.join(fv.intrinsics)}") from None
+    return get_preset(fv.dataset, depth_scale=fv.depth_scale, depth_format=fv.depth_format,
+                               max_depth=fv.max_depth, intrinsics=k)
 
 
 # ------------------------------------------------------------------------------------------------ listing

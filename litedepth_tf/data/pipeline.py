@@ -189,7 +189,7 @@ def frame_decoder(preset, size, rgb_paths, max_depth=MAX_DEPTH):
             return tf.io.decode_png(data, channels=3, dtype=tf.uint8)
     elif exts <= {".jpg", ".jpeg"}:
         def rgb_op(data):
-            return tf.io.decode_jpeg(data, channels=3)
+            return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")  # closest to PIL's
     else:
         def rgb_op(data):
             return tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
