@@ -4,8 +4,8 @@
     python -m litedepth_tf.convert --dataset diode --data_root DIODE/val --out data/diode --split val
     python -m litedepth_tf.convert --dataset folder --depth_format npy --data_root my_set --split train \\
         --out data/my_set [--depth_scale 1 (values per metre in the .npy)] [--out_scale 1000]
-    python -m litedepth_tf.convert --dataset nyu --nyu_mat nyu_depth_v2_labeled.mat --out data/nyu_labeled \\
-        [--indices eigen_test_indices.txt] [--rgb_format jpg|png]
+    python -m litedepth_tf.convert --dataset nyu --nyu_mat nyu_depth_v2_labeled.mat --out data/nyu_official \\
+        --indices test_indices.txt [--rgb_format jpg|png] [--nyu_depth rawDepths|depths]
     python -m litedepth_tf.convert --dataset nyu --from_mai data/synthetic --split local_val --out data/synthetic_nyu
 
 What each writes and the flags that read it back (also in ``OUT/<split>/dataset.json``):
@@ -14,8 +14,11 @@ What each writes and the flags that read it back (also in ``OUT/<split>/dataset.
   applied) -> ``--dataset diode --data_root OUT --split <split>``;
 * ``folder`` + ``--depth_format npy``: the same layout at ``--out_scale`` (default 1000 = mm) ->
   ``--dataset folder --depth_scale <out_scale> --data_root OUT --split <split>``;
-* ``nyu --nyu_mat``: the labelled .mat (HDF5, MATLAB v7.3) -> ``OUT/labeled/rgb_<id>.jpg`` + ``sync_depth_<id>.png``
-  (x1000) and ``OUT/nyu_labeled.txt`` -> ``--dataset nyu --data_root OUT --split_file OUT/nyu_labeled.txt``;
+* ``nyu --nyu_mat``: the labelled .mat (HDF5, MATLAB v7.3) -> ``OUT/test/<scene>/rgb_<i>.jpg`` +
+  ``sync_depth_<i>.png`` (raw depth x1000) as BTS extracts its official test split, and ``OUT/nyu_test.txt`` ->
+  ``--dataset nyu --data_root OUT --split_file OUT/nyu_test.txt``. The Eigen test frames are splits.mat's
+  ``testNdxs`` (a MATLAB v5 file; e.g. ``python -c "import scipy.io; print(*scipy.io.loadmat('splits.mat')
+  ['testNdxs'].ravel())" > test_indices.txt``);
 * ``nyu --from_mai``: MAI frames copied byte for byte into the NYU layout (the same frames through both presets).
 
 Exit 2 with one line naming the file for a bad source (missing partner, wrong shape, unreadable); the files
@@ -40,7 +43,7 @@ def define_flags(fv=None):
     flags.DEFINE_string("data_root", None, "Source folder (diode: a DIODE split folder; folder: the data root).", **d)
     flags.DEFINE_string("out", None, "Output data root (gets <split>/...).", **d)
     flags.DEFINE_string("split", None, "Output split name (diode: val; folder: the source split, default '.'; "
-                        "nyu --from_mai: the MAI split to copy, default local_val; nyu --nyu_mat: labeled).", **d)
+                        "nyu --from_mai: the MAI split to copy, default local_val; nyu --nyu_mat: test).", **d)
     flags.DEFINE_enum("depth_format", "npy", ["npy"], "folder: the source depth format (only npy needs converting).",
                       **d)
     flags.DEFINE_float("depth_scale", 1.0, "folder: source values per metre in the .npy files (1 = metres).", **d)
@@ -49,6 +52,8 @@ def define_flags(fv=None):
     flags.DEFINE_string("indices", None, "nyu --nyu_mat: a file of 1-based frame numbers to convert (default all).",
                         **d)
     flags.DEFINE_enum("rgb_format", "jpg", ["jpg", "png"], "nyu --nyu_mat: RGB file format (BTS ships jpg).", **d)
+    flags.DEFINE_enum("nyu_depth", None, ["rawDepths", "depths"], "nyu --nyu_mat: which depth maps (default "
+                      "rawDepths, as BTS's official test split; depths = the filled maps).", **d)
     flags.DEFINE_string("from_mai", None, "nyu: an MAI-layout data root to copy into the NYU layout.", **d)
     flags.DEFINE_bool("progress", True, "Show a progress bar.", **d)
     return fv
@@ -78,8 +83,8 @@ def main(argv, fv=None):
         if fv.nyu_mat:
             if not os.path.isfile(fv.nyu_mat):
                 raise cli.InputError(f"--nyu_mat {fv.nyu_mat} does not exist")
-            info = convert.convert_nyu_mat(fv.nyu_mat, fv.out, fv.split or "labeled", fv.indices, fv.rgb_format,
-                                           fv.progress)
+            info = convert.convert_nyu_mat(fv.nyu_mat, fv.out, fv.split or "test", fv.indices, fv.rgb_format,
+                                           fv.nyu_depth, fv.progress)
         else:
             info = convert.mai_to_nyu(fv.from_mai, fv.split or "local_val", fv.out, progress=fv.progress)
     print(f"converted {info['frames']} frame(s) from {info['source']} ({info['converted']})")

@@ -8,8 +8,9 @@
   values per metre, default metres) -> the same layout at ``out_scale`` (default 1000 = millimetres), read by
   ``--dataset folder --depth_scale <out_scale>``;
 * `convert_nyu_mat`: the NYU Depth v2 labelled ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5, read with h5py:
-  ``images`` [N, 3, 640, 480] uint8, ``depths`` [N, 640, 480] float32 metres, stored transposed) -> the BTS layout
-  ``OUT/<split>/rgb_<id>.jpg`` + ``sync_depth_<id>.png`` (x1000) and a split file, read by ``--dataset nyu``;
+  ``images`` [N, 3, 640, 480] uint8, ``rawDepths`` / ``depths`` [N, 640, 480] float32 metres, stored transposed)
+  -> the BTS layout ``OUT/<split>/<scene>/rgb_<i>.jpg`` + ``sync_depth_<i>.png`` (x1000) as BTS's own extraction
+  script writes its official test split, and a split file, read by ``--dataset nyu``;
 * `mai_to_nyu`: MAI-layout frames copied byte for byte into the NYU layout (``rgb_<id>.png`` + ``sync_depth_<id>
   .png``; both store uint16 millimetres), so that the same frames can be evaluated through both presets.
 
@@ -188,43 +189,67 @@ def _read_indices(path, n):
     return [i - 1 for i in idx]
 
 
-def convert_nyu_mat(mat_path, out_root, split: str = "labeled", indices=None, rgb_format: str = "jpg",
-                    progress: bool = True) -> dict:
-    """NYU labelled .mat -> the BTS layout (see the module docstring); ``indices``: a file of 1-based frame
-    numbers (e.g. the 654 Eigen test frames of splits.mat), default every frame. Returns a summary with the
-    split file written (``OUT/nyu_<split>.txt``)."""
+NYU_BORDER = (7, 474, 7, 632)  # rows / cols of the labelled frames that hold image (BTS blacks out the rest)
+
+
+def _scene_names(f, n):
+    """The labelled file's per-frame scene names (``sceneTypes``: references to uint16 character arrays), or
+    None when the file has none."""
+    if "sceneTypes" not in f:
+        return None
+    refs = np.asarray(f["sceneTypes"]).ravel()
+    if len(refs) != n:
+        return None
+    return ["".join(chr(int(c)) for c in np.asarray(f[r]).ravel()) for r in refs]
+
+
+def convert_nyu_mat(mat_path, out_root, split: str = "test", indices=None, rgb_format: str = "jpg",
+                    depth_key: str | None = None, progress: bool = True) -> dict:
+    """NYU labelled .mat -> the BTS layout, as BTS's ``extract_official_train_test_set_from_mat.py`` writes its
+    ``official_splits/test`` (the frames the published NYU numbers are measured on): ``OUT/<split>/<scene>/
+    rgb_<i>.jpg`` (the image outside rows 7:474, cols 7:632 set to black) + ``sync_depth_<i>.png`` (the raw depth
+    ``rawDepths`` x 1000, truncated to uint16), ``<i>`` the 0-based frame number, ``<scene>`` from ``sceneTypes``.
+    ``indices``: a file of 1-based frame numbers (BTS takes ``testNdxs`` of splits.mat: the 654 Eigen test
+    frames), default every frame; ``depth_key``: ``rawDepths`` (default when present) or ``depths`` (the
+    colourised, filled maps). Returns a summary with the split file written (``OUT/nyu_<split>.txt``)."""
     mat_path = os.fspath(mat_path)
     try:
         f = h5py.File(mat_path, "r")
     except OSError as err:
         raise ConvertError(f"--nyu_mat {mat_path}: not an HDF5 (MATLAB v7.3) file ({err})") from None
     with f:
-        for key in ("images", "depths"):
-            if key not in f:
-                raise ConvertError(f"--nyu_mat {mat_path}: no '{key}' dataset (found {sorted(f.keys())})")
-        images, depths = f["images"], f["depths"]
+        key = depth_key or ("rawDepths" if "rawDepths" in f else "depths")
+        for k in ("images", key):
+            if k not in f:
+                raise ConvertError(f"--nyu_mat {mat_path}: no '{k}' dataset (found {sorted(f.keys())})")
+        images, depths = f["images"], f[key]
         n = images.shape[0]
         if images.ndim != 4 or images.shape[1] != 3 or depths.shape != (n, *images.shape[2:]):
-            raise ConvertError(f"--nyu_mat {mat_path}: images {images.shape} / depths {depths.shape}, expected "
+            raise ConvertError(f"--nyu_mat {mat_path}: images {images.shape} / {key} {depths.shape}, expected "
                                "[N, 3, W, H] and [N, W, H]")
+        scenes = _scene_names(f, n)
         order = list(range(n)) if indices is None else _read_indices(indices, n)
         out_split = os.path.join(os.fspath(out_root), split)
+        r0, r1, c0, c1 = NYU_BORDER
         lines = []
         for i in track(order, desc="convert nyu .mat", unit="frame", disable=None if progress else True):
-            rgb = np.ascontiguousarray(np.asarray(images[i]).transpose(2, 1, 0)).astype(np.uint8)
-            depth = np.asarray(depths[i], np.float64).T
-            png, _ = to_uint16(depth, 1000.0)
+            rgb = np.asarray(images[i]).transpose(2, 1, 0).astype(np.uint8)
+            framed = np.zeros_like(rgb)
+            framed[r0:r1, c0:c1] = rgb[r0:r1, c0:c1]
+            depth = np.asarray(depths[i], np.float32).T * np.float32(1000.0)  # float32, truncated: as BTS writes it
+            png = np.where(np.isfinite(depth) & (depth > 0), np.minimum(depth, 65535), 0).astype(np.uint16)
+            rel = os.path.join(split, scenes[i]) if scenes else split
             name = f"rgb_{i:05d}.{rgb_format}"
             if rgb_format == "jpg":
-                with atomic_path(os.path.join(out_split, name)) as tmp:
-                    Image.fromarray(rgb).save(tmp, format="JPEG", quality=95)
+                with atomic_path(os.path.join(out_root, rel, name)) as tmp:
+                    Image.fromarray(framed).save(tmp, format="JPEG", quality=95)
             else:
-                atomic_write_bytes(os.path.join(out_split, name), png_bytes(rgb))
-            atomic_write_bytes(os.path.join(out_split, f"sync_depth_{i:05d}.png"), png_bytes(png))
-            lines.append(f"{split}/{name} {split}/sync_depth_{i:05d}.png {datasets.NYU_INTRINSICS[0]}")
+                atomic_write_bytes(os.path.join(out_root, rel, name), png_bytes(framed))
+            atomic_write_bytes(os.path.join(out_root, rel, f"sync_depth_{i:05d}.png"), png_bytes(png))
+            lines.append(f"{rel}/{name} {rel}/sync_depth_{i:05d}.png {datasets.NYU_INTRINSICS[0]}")
     split_file = os.path.join(os.fspath(out_root), f"nyu_{split}.txt")
     atomic_write_text(split_file, "\n".join(lines) + "\n")
-    info = dict(source=mat_path, converted="nyu labelled .mat", frames=len(order), depth_scale=1000.0,
+    info = dict(source=mat_path, converted=f"nyu labelled .mat ({key})", frames=len(order), depth_scale=1000.0,
                 split_file=split_file,
                 read_with=f"--dataset nyu --data_root {os.fspath(out_root)} --split_file {split_file}")
     _manifest(out_split, **info)

@@ -64,28 +64,43 @@ def test_npy_folder_round_trip(tmp_path):
         convert.convert_npy_folder(str(tmp_path / "src"), str(tmp_path / "out"), "train", progress=False)
 
 
-def write_labeled_mat(path, n=3, hw=(48, 64), seed=0):
-    """A small file shaped like nyu_depth_v2_labeled.mat (MATLAB v7.3 stores arrays transposed)."""
+def write_labeled_mat(path, n=3, hw=(480, 640), seed=0):
+    """A small file shaped like nyu_depth_v2_labeled.mat (MATLAB v7.3 stores arrays transposed; sceneTypes are
+    references to uint16 character arrays)."""
     rng = np.random.default_rng(seed)
-    rgb = rng.integers(0, 256, (n, *hw, 3), dtype=np.uint8)
-    depth = rng.uniform(0.5, 9.5, (n, *hw)).astype(np.float32)
+    rgb = rng.integers(1, 256, (n, *hw, 3), dtype=np.uint8)
+    raw = rng.uniform(0.5, 9.5, (n, *hw)).astype(np.float32)
+    raw[:, :5] = 0.0  # raw Kinect depth has holes
     with h5py.File(path, "w") as f:
         f["images"] = rgb.transpose(0, 3, 2, 1)  # [N, 3, W, H]
-        f["depths"] = depth.transpose(0, 2, 1)  # [N, W, H]
-    return rgb, depth
+        f["rawDepths"] = raw.transpose(0, 2, 1)  # [N, W, H]
+        f["depths"] = (raw + 1.0).transpose(0, 2, 1)
+        names = [f"kitchen_{i}" for i in range(n)]
+        for i, name in enumerate(names):
+            f[f"#refs#/s{i}"] = np.array([[ord(c)] for c in name], np.uint16)
+        refs = f.create_dataset("sceneTypes", (1, n), dtype=h5py.ref_dtype)
+        for i in range(n):
+            refs[0, i] = f[f"#refs#/s{i}"].ref
+    return rgb, raw
 
 
-def test_nyu_labeled_mat(tmp_path):
+def test_nyu_labeled_mat_as_bts_extracts_it(tmp_path):
     mat = tmp_path / "nyu_depth_v2_labeled.mat"
-    rgb, depth = write_labeled_mat(mat)
-    (tmp_path / "idx.txt").write_text("1\n3\n")
+    rgb, raw = write_labeled_mat(mat)
+    (tmp_path / "idx.txt").write_text("1\n3\n")  # 1-based, as splits.mat's testNdxs
     info = convert.convert_nyu_mat(str(mat), str(tmp_path / "out"), indices=str(tmp_path / "idx.txt"),
                                    rgb_format="png", progress=False)
     listing = datasets.list_samples(datasets.NYU, str(tmp_path / "out"), None, info["split_file"])
     assert len(listing.pairs) == 2
     for (_, r, d), i in zip(listing.pairs, (0, 2)):
-        np.testing.assert_array_equal(np.asarray(Image.open(r)), rgb[i])
-        np.testing.assert_array_equal(np.asarray(Image.open(d)), np.round(depth[i].astype(np.float64) * 1000))
+        assert r.endswith(os.path.join("test", f"kitchen_{i}", f"rgb_{i:05d}.png"))
+        image = np.asarray(Image.open(r))
+        np.testing.assert_array_equal(image[7:474, 7:632], rgb[i][7:474, 7:632])
+        assert image[:7].max() == 0 and image[474:].max() == 0 and image[:, 632:].max() == 0  # BTS's black border
+        np.testing.assert_array_equal(np.asarray(Image.open(d)), (raw[i] * 1000.0).astype(np.uint16))  # raw, truncated
+    b = next(iter(make_dataset(str(tmp_path / "out"), None, 1, training=False, dataset="nyu",
+                               split_file=info["split_file"])))
+    assert b["depth"].shape == (1, 480, 640, 1) and float(b["depth"].numpy()[0, :5].max()) == 0.0
     (tmp_path / "bad_idx.txt").write_text("4\n")
     with pytest.raises(convert.ConvertError, match=r"bad_idx\.txt: frame 4 outside 1\.\.3"):
         convert.convert_nyu_mat(str(mat), str(tmp_path / "o2"), indices=str(tmp_path / "bad_idx.txt"))
