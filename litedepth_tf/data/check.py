@@ -282,6 +282,8 @@ def scale_problem(hist, depth_scale, max_depth, expect=None, where="", dataset="
            else f"the 99.9th percentile of the valid depth is {p999:.2f} m, expected {lo:g}..{hi:g} m")
     hint = (f"; the likely right scale is --depth_scale={best:g} (99.9th percentile {raw / best:.2f} m)"
             if best is not None else "; no common scale (1000, 256, 5000, 100, 10, 1) fits")
+    if beyond > beyond_tol:
+        hint += f", unless the scenes are deeper than the {max_depth:g} m range (then raise --max_depth)"
     name = f" for --dataset={dataset}" if dataset else ""
     return f"{where}: depth values implausible{name} read as value / {depth_scale:g} per metre: {why}{hint}"
 

@@ -226,6 +226,8 @@ def get_preset(name=None, depth_scale=None, depth_format=None, max_depth=None, i
         if not max_depth > 0:
             raise InputError(f"--max_depth must be > 0, got {max_depth}")
         changes["max_depth"] = float(max_depth)
+        if float(max_depth) != preset.max_depth:  # the plausible range belongs to the preset's own range
+            changes["expect_p999"] = None
     if min_depth is not None:
         changes["min_depth"] = float(min_depth)
     if intrinsics is not None:

@@ -98,7 +98,9 @@ def build_deploy_model(train_model: keras.Model, merge_normalization: bool = Tru
     small = ops.image.resize(inputs, (nh, nw), interpolation="bilinear")
     depth = core(small, training=False)["depth"]
     depth = ops.image.resize(depth, (fh, fw), interpolation="bilinear")
-    return keras.Model(inputs, depth, name=name)
+    deploy = keras.Model(inputs, depth, name=name)
+    deploy.depth_range = float(getattr(train_model, "depth_range", MAX_DEPTH))
+    return deploy
 
 
 def check_image_batch(images, expected_hw=None, divisible_by: int = 32, what: str = "images") -> None:

@@ -124,7 +124,10 @@ def with_fast_upsampling(deploy: keras.Model, integer_friendly: bool = True) -> 
     small = ops.image.resize(inputs, net, interpolation="bilinear")
     depth = core(small, training=False)["depth"]
     depth = BilinearUpsample((h, w), integer_friendly=integer_friendly, name="upsample_depth")(depth)
-    return keras.Model(inputs, depth, name=deploy.name + "_fastup")
+    model = keras.Model(inputs, depth, name=deploy.name + "_fastup")
+    if hasattr(deploy, "depth_range"):
+        model.depth_range = deploy.depth_range
+    return model
 
 
 UPSAMPLE_MODES = ("auto", "resize", "conv")

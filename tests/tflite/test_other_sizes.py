@@ -9,16 +9,20 @@ import litedepth_tf
 from litedepth_tf.data import datasets
 from litedepth_tf.models.student import build_deploy_model, build_student
 from litedepth_tf.models.upsample import apply_upsample, upsample_factors_ok
-from litedepth_tf.tflite.parity import run_export_parity_test
+from litedepth_tf.tflite.parity import parity_inputs, run_export_parity_test
 from litedepth_tf.tflite.runtime import TFLiteModel
-from tests.helpers import make_depth_nontrivial, random_student
+from tests.helpers import make_depth_nontrivial, random_student, randomize_batchnorm
 
 KITTI = datasets.KITTI.frame_size
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    deploy = build_deploy_model(random_student(5), frame_size=KITTI)
+    keras.utils.set_random_seed(5)
+    wide = build_student(max_depth=80.0)  # what flags/kitti.cfg trains (--model=student_80m)
+    randomize_batchnorm(wide, 5)
+    make_depth_nontrivial(wide, bias=0.0)  # ~40 m mid-range: the 80 m head's upper half is exercised
+    deploy = build_deploy_model(wide, frame_size=KITTI)
     path = str(tmp_path_factory.mktemp("kitti_export") / "kitti_fp32.tflite")
     report = run_export_parity_test(deploy, "fp32", tflite_path=path)
     return deploy, path, report
@@ -32,8 +36,12 @@ def test_deploy_view_at_the_kitti_size(exported):
 
 
 def test_tflite_parity_and_signature(exported):
-    _, path, report = exported
-    assert report.max_abs_diff < 1e-4 and report.num_inputs >= 3
+    deploy, path, report = exported
+    peak = max(float(np.max(deploy(x))) for x in parity_inputs(3, 0, *KITTI))
+    assert peak > 40.0  # beyond the 40 m head's reach
+    assert deploy.depth_range == 80.0  # the head's range scales the tolerance: float rounding scales with it
+    assert report.tolerance == pytest.approx(1e-4 * max(2.0, peak / 40.0))
+    assert report.max_abs_diff < report.tolerance and report.num_inputs >= 3
     assert TFLiteModel(path, expected_size=KITTI).frame_size == KITTI
     with pytest.raises(ValueError, match=r"kitti_fp32\.tflite.*input shape \(1, 352, 1216, 3\).*\(1, 480, 640, 3\)"):
         TFLiteModel(path)  # a 480x640 user is told, not fed a wrong-sized frame
