@@ -55,7 +55,8 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     """Defines the training flags into `fv` (the global FLAGS by default; tests pass a fresh FlagValues)."""
     d = dict(flag_values=fv)
     # ---- data (litedepth_tf.data.pipeline) -----------------------------------------------------------------
-    flags.DEFINE_string("data_root", None, "Data set root: ROOT/<split>/{rgb,depth}/*.png (MAI layout).", **d)
+    flags.DEFINE_string("data_root", None, "Data set root: ROOT/<split>/{rgb,depth}/*.png (MAI layout), or the "
+                        "--dataset's layout / the root of --split_file paths.", **d)
     flags.DEFINE_string("train_split", None, "Training split folder under --data_root (default: the dataset's; "
                         "mai2022: train).", **d)
     flags.DEFINE_string("val_split", None, "Validation split folder ('' = no validation; default: the dataset's; "
@@ -63,8 +64,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_integer("batch_size", 16, "Global batch size (split over replicas).", **d)
     flags.DEFINE_list("crop_sizes", None, "R-crop sizes HxW at the frame resolution (one drawn per batch; default: "
                       "the dataset's, mai2022 240x384,360x512,480x640).", **d)
-    flags.DEFINE_list("intrinsics", None, "Camera fx,fy,cx,cy of the frames in pixels (the VNL loss gets them "
-                      "scaled per crop; default: the dataset's, per sample where the split file gives a focal).", **d)
+    flags.DEFINE_list("intrinsics", None, "Camera fx,fy,cx,cy of the stored frames in pixels (the VNL loss gets them "
+                      "scaled per crop; KITTI: of the raw frames, shifted by its crop; a split-file focal replaces "
+                      "fx, fy for its sample; default: the dataset's).", **d)
     datasets.define_dataset_flags(fv, "Training samples: a split list (rgb depth [focal] per line, paths relative "
                                   "to --data_root, 'None' lines skipped) instead of --train_split.", intrinsics=False)
     flags.DEFINE_string("val_split_file", None, "Validation samples as a split list (instead of --val_split).", **d)
@@ -242,7 +244,7 @@ def run(f) -> dict:
         raise cli.InputError(f"--crop_sizes={','.join(f.crop_sizes)}: each crop must fit the {preset.name} frame "
                              f"{preset.frame_size[0]}x{preset.frame_size[1]}")
     crops = tuple(_parse_crop(c) for c in f.crop_sizes) if f.crop_sizes else preset.crop_sizes
-    intrinsics = tuple(float(x) for x in f.intrinsics) if f.intrinsics else None
+    intrinsics = None  # --intrinsics is in the preset: per sample, shifted by a frame crop (KITTI), split-file focal
     data_kw = dict(dataset=preset)
     if f.split_file:
         train_split = None
