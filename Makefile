@@ -22,8 +22,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
+# Two test processes by default (the suite is mostly single-threaded tracing and subprocess start-up, so two
+# workers use both cores); a file's tests stay on one worker so its module fixtures are built once.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
 
 # ---- the demo: synthetic data -> train -> evaluate -> export (+ .tflite evaluated) -> int8 report -> benchmark
 # ---- -> a real photo (Middlebury). What each step gave: README.md.

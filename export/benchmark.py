@@ -5,7 +5,9 @@
 In ONE run: exports the student (fp32 and fp16) and FastDepth (MobileNetV1 + NNConv5, fp32, at 480x640 and at
 its native 224x224) through the same SavedModel -> TFLite route, times each with the LiteRT interpreter (1 and 2
 threads, warm-up then median and p90 of --runs invocations), counts parameters and MACs, prints a table and the
-student/FastDepth latency ratio, and writes everything to --out (JSON, atomically).
+student/FastDepth latency ratio, then the student's rows in the units of the paper's Table 2 (average and STD in
+ms, next to the paper's phone rows; `benchmark_model` on a phone prints the same figures, docs/deployment.md), and
+writes everything to --out (JSON, atomically).
 Numbers depend on the machine and its load: the JSON records the CPU and the load average.
 With --data_root the student is also exported and timed as full-integer int8 (calibrated on --calib_images frames of
 --calib_split from the evaluation pipeline; final upsampling as `litedepth_tf.models.upsample.BilinearUpsample`).
@@ -21,7 +23,7 @@ from litedepth_tf.common import cli
 from litedepth_tf.common.files import atomic_write_bytes
 from litedepth_tf.models.fastdepth import build_fastdepth
 from litedepth_tf.models.upsample import apply_upsample
-from litedepth_tf.tflite.benchmark import benchmark_model, format_table, machine_info
+from litedepth_tf.tflite.benchmark import benchmark_model, format_table, format_table2, machine_info
 from litedepth_tf.tflite.calibration import representative_images
 from litedepth_tf.tflite.convert import build_deploy_from_weights
 
@@ -61,6 +63,8 @@ def main(argv):
         rows.append(benchmark_model(tag, model, FLAGS.tflite_dir, quant, threads, FLAGS.runs,
                                     representative if quant == "int8" else None))
     print(format_table(rows, threads))
+    print("\nIn the units of the paper's Table 2 (average / STD over the timed runs, ms; phones: docs/deployment.md):")
+    print(format_table2(rows, threads))
     s32 = next(r for r in rows if r["model"] == "litedepth_student" and r["quant"] == "fp32")
     fd = next(r for r in rows if r["model"] == "fastdepth")
     ratios = {f"{t}t": s32[f"latency_{t}t_median_ms"] / fd[f"latency_{t}t_median_ms"] for t in threads}

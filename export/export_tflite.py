@@ -27,6 +27,17 @@ dataset preset (``--calib_split`` or ``--calib_split_file``).
     python export/export_tflite.py --weights runs/kitti/best.weights.h5 --model student_80m --dataset kitti \
         --out artifacts/litedepth_kitti_fp32.tflite
 
+After every export (all in one run, before the model card is written):
+* the GPU delegate check (`litedepth_tf.tflite.gpu_check`: TensorFlow's model analyzer + the delegate's own op
+  rules), printed as a compact op report; `--require_gpu_compatible` makes an op that would fall back to the CPU an
+  error: exit 1 with one line naming the op(s), and nothing is written (the previous file and card stay);
+* the Keras vs TFLite parity check (unless --noparity);
+* the model card `<out without .tflite>.card.json` (`litedepth_tf.tflite.model_card`, written atomically): input /
+  output tensors (name, shape, dtype, range, quantisation), output units, the SHA-256 of the run's flags.txt next to
+  --weights, the quantisation, the parity figures, the GPU verdict and, with `--eval_report REPORT.json` (an
+  `evaluate --out` report of --weights or of --out), the evaluation it passed. `predict`, `evaluate` and
+  `litedepth_tf.load` refuse a file whose card contradicts it.
+
 Quantisation report (fp32, fp16 and int8 from the same weights, evaluated on the same images, sizes, 1-thread
 latency, targets; files and quant_report.json into --report_dir, default the folder of --out):
 
@@ -37,17 +48,23 @@ from __future__ import annotations
 
 import os
 
+import dataclasses
+import sys
+
 from absl import flags, logging
 
+import litedepth_tf
 from litedepth_tf.common import cli
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH
 from litedepth_tf.common.sizes import network_size, parse_hw
 from litedepth_tf.data import datasets
 from litedepth_tf.evaluation.quant_report import format_report, quant_report
-from litedepth_tf.models.upsample import apply_upsample
+from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
+from litedepth_tf.tflite import gpu_check, model_card
 from litedepth_tf.tflite.calibration import representative_images
 from litedepth_tf.tflite.convert import build_deploy_from_weights, export_tflite
 from litedepth_tf.tflite.parity import run_export_parity_test
+from litedepth_tf.tflite.runtime import TFLiteModel
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("weights", None, "Student weights (.weights.h5) written by the trainer; none = random init.")
@@ -89,6 +106,10 @@ def frame_size_from_flags():
             raise cli.InputError(f"--dataset={FLAGS.dataset} has no fixed frame size: give --input_size HxW")
         return preset.frame_size
     return INPUT_HEIGHT, INPUT_WIDTH
+flags.DEFINE_bool("require_gpu_compatible", False, "Fail (exit 1, nothing written) when an op would fall back from "
+                  "the LiteRT GPU delegate to the CPU.")
+flags.DEFINE_string("eval_report", None, "An `evaluate --out` report of --weights or --out: its metrics and data set "
+                    "go into the model card.")
 
 
 def main(argv):
@@ -104,8 +125,11 @@ def main(argv):
                               upsample=FLAGS.upsample, merge_normalization=FLAGS.merge_normalization)
         print(format_report(report))
         print(f"wrote {os.path.join(out_dir, 'quant_report.json')}")
-        return
+        return cli.EXIT_OK
 
+    evaluation = None
+    if FLAGS.eval_report:  # read first: a wrong report is an input error before the (slow) export
+        evaluation = model_card.evaluation_entry(FLAGS.eval_report, allowed_models=(FLAGS.weights, FLAGS.out))
     frame = frame_size_from_flags()
     try:
         deploy = build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization, frame, FLAGS.model)
@@ -121,10 +145,27 @@ def main(argv):
             data_kw = dict(dataset=FLAGS.dataset, split_file=FLAGS.calib_split_file)
         representative = representative_images(FLAGS.data_root, None if FLAGS.calib_split_file else FLAGS.calib_split,
                                                FLAGS.calib_images, **data_kw)
-    path = export_tflite(model, FLAGS.out, FLAGS.quant, representative, FLAGS.int8_io, FLAGS.saved_model_dir)
+
+    gpu = {}
+
+    def check_gpu(data):  # before the file is written: a required but failed check leaves the old file alone
+        gpu["report"] = gpu_check.check_gpu_compatibility(data)
+        gpu["report"].path = FLAGS.out
+        print(gpu_check.format_report(gpu["report"]))
+        if FLAGS.require_gpu_compatible and not gpu["report"].compatible:
+            raise gpu_check.GpuIncompatibleError(gpu["report"].error_message() + " (--require_gpu_compatible; "
+                                                 "nothing written)")
+
+    try:
+        path = export_tflite(model, FLAGS.out, FLAGS.quant, representative, FLAGS.int8_io, FLAGS.saved_model_dir,
+                             before_write=check_gpu)
+    except gpu_check.GpuIncompatibleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return cli.EXIT_FAILED
     net = network_size(frame)
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.3f} MB, {FLAGS.quant}; [1,{frame[0]},{frame[1]},3] -> "
           f"[1,{frame[0]},{frame[1]},1], network {net[0]}x{net[1]})")
+    parity = None
     if FLAGS.parity and FLAGS.int8_io == "float32":
         inputs = None
         if representative is not None:  # int8: compare on real frames (its calibrated range), not on noise
@@ -132,6 +173,16 @@ def main(argv):
         report = run_export_parity_test(model, FLAGS.quant, tflite_path=path, inputs=inputs)
         print(f"parity Keras vs TFLite: max |diff| {report.max_abs_diff:.2e} m, mean {report.mean_abs_diff:.2e} m "
               f"over {report.num_inputs} inputs (tolerance {report.tolerance:g} m)")
+        parity = {k: v for k, v in dataclasses.asdict(report).items() if k not in ("tflite_path", "tflite_bytes")}
+        parity["reference"] = "Keras deploy model, " + ("3 calibration frames" if inputs else "3 synthetic images")
+    tfl = TFLiteModel(path, check_signature=False)
+    card = model_card.build_card(path, tfl.input, tfl.output, FLAGS.quant, weights=FLAGS.weights,
+                                 upsample=resolve_upsample(FLAGS.upsample, FLAGS.quant),
+                                 merge_normalization=FLAGS.merge_normalization, parity=parity,
+                                 gpu=gpu["report"].summary(), evaluation=evaluation,
+                                 created_by="export/export_tflite.py", version=litedepth_tf.__version__)
+    print(f"wrote {model_card.write_card(path, card)} (model card)")
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -17,11 +17,18 @@ Keras weights need the model preset they were trained with (`model="student"` by
 `litedepth_tf.models.presets.MODELS`); the deploy graph is the same as the exported one (normalisation merged into the
 first conv for the student). `.tflite` files are run with the LiteRT interpreter and must have the LiteDepth
 signature `[1,480,640,3] -> [1,480,640,1]` (float32 or uint8 I/O); a wrong one raises a ValueError naming the file.
+A `.tflite` with a model card next to it (`name.card.json`, `litedepth_tf.tflite.model_card`) is checked against
+it: a card that contradicts the file (another input size, dtype, quantisation, or another file's SHA-256) raises
+`ModelCardError` (a ValueError) naming both; the card is `DepthModel.card` (None without one).
 Loading a `.tflite` model does not import TensorFlow.
 
 Other frame sizes (models trained or exported for another data set, e.g. KITTI 352x1216): ``load(path,
 input_size=(352, 1216))``; the network input is then that size (the `.tflite` signature must match) and the
 Keras deploy view runs the network at `common.sizes.network_size` of it (352x1216 -> 96x320).
+
+Point clouds: `model.point_cloud(image, intrinsics=None)` -> (points (N, 3) float32 metres in the camera frame,
+colours (N, 3) uint8), intrinsics `(fx, fy, cx, cy)` at the image's size (default: the MAI camera scaled to it;
+`litedepth_tf.common.pointcloud`).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ import numpy as np
 from PIL import Image
 
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH
+from litedepth_tf.common.pointcloud import backproject, default_intrinsics
+from litedepth_tf.tflite.model_card import check_card
 from litedepth_tf.tflite.runtime import TFLiteModel
 
 NET_HW = (INPUT_HEIGHT, INPUT_WIDTH)
@@ -71,9 +80,9 @@ def to_rgb(image) -> tuple[np.ndarray, list[str]]:
         raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {a.shape}")
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise ValueError(f"empty image of shape {a.shape}")
-    if a.dtype == np.uint8:
-        out = a.astype(np.float32)
-    elif a.dtype == np.bool_:
+    if a.dtype == np.uint8:  # already in 0..255: no clipping copy
+        return a.astype(np.float32), notes
+    if a.dtype == np.bool_:
         out = a.astype(np.float32) * 255.0
     elif np.issubdtype(a.dtype, np.integer):
         if a.dtype == np.uint16 or a.max() > 255:
@@ -104,10 +113,15 @@ def _resize_float(a: np.ndarray, hw) -> np.ndarray:
 
 def prepare_image(image, size=NET_HW) -> PreparedImage:
     """Image array (any size / channels / dtype) -> the network's [1, H, W, 3] float32 input, (H, W) = ``size``
-    (480x640 by default)."""
+    (480x640 by default). At that size already, the input is a view of `rgb` (no copy: the interpreter copies it
+    in)."""
     rgb, notes = to_rgb(image)
-    x = _resize_float(rgb, size)
-    return PreparedImage(np.clip(x, 0.0, 255.0)[None].astype(np.float32), tuple(rgb.shape[:2]), rgb, notes)
+    size = tuple(int(v) for v in size)
+    if rgb.shape[:2] == size:
+        x = rgb  # to_rgb output is float32 in 0..255 already
+    else:
+        x = np.clip(_resize_float(rgb, size), 0.0, 255.0).astype(np.float32, copy=False)
+    return PreparedImage(x[None], tuple(rgb.shape[:2]), rgb, notes)
 
 
 def restore_size(depth, size) -> np.ndarray:
@@ -138,9 +152,11 @@ class DepthModel:
         self.preset = model
         self.input_size = NET_HW if input_size is None else tuple(int(v) for v in input_size)
         self._last_latency_ms = float("nan")
+        self.card = None
         if self.kind == "tflite":
             self._tflite = TFLiteModel(self.path, num_threads=num_threads,
                                        expected_size=None if input_size is None else self.input_size)
+            self.card = check_card(self.path, self._tflite.input, self._tflite.output)
             self._run = self._tflite.predict
         else:
             self._run = _keras_runner(self.path, model, self.input_size)
@@ -162,6 +178,14 @@ class DepthModel:
         prep = prepare_image(image, self.input_size)
         depth = restore_size(self.predict_network(prep.network_input), prep.size)
         return (depth, prep.notes) if return_notes else depth
+
+    def point_cloud(self, image, intrinsics=None) -> tuple[np.ndarray, np.ndarray]:
+        """Image -> (points (N, 3) float32, colours (N, 3) uint8): the predicted depth back-projected with
+        `intrinsics` (fx, fy, cx, cy) at the image's own size (None: the MAI camera scaled to it), one point per
+        pixel, coloured by the image (camera frame x right, y down, z forward, metres)."""
+        prep = prepare_image(image, self.input_size)
+        depth = restore_size(self.predict_network(prep.network_input), prep.size)
+        return backproject(depth, default_intrinsics(prep.size) if intrinsics is None else intrinsics, prep.rgb)
 
     def __repr__(self):
         return f"DepthModel({self.path!r}, kind={self.kind!r})"

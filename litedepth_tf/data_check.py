@@ -93,9 +93,7 @@ def main(argv, fv=None):
     return cli.EXIT_OK
 
 
-def entry_point():
-    cli.run(main, define_flags)
-
+entry_point = cli.command(main, define_flags)
 
 if __name__ == "__main__":
     entry_point()

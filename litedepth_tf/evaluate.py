@@ -9,7 +9,8 @@
 Exactly one of ``--weights`` / ``--tflite``. Keras weights are loaded into the ``--model`` preset and run through
 the deploy view (the same [1,480,640,3] -> [1,480,640,1] graph that is exported); a `.tflite` runs in the LiteRT
 interpreter. Prints the metrics of the model and of a constant median-depth baseline, and the mean host latency
-per image (not the challenge's Raspberry Pi runtime). ``--out`` writes the JSON report atomically;
+per image (not the challenge's Raspberry Pi runtime). ``--out`` writes the JSON report atomically (a write that
+fails, e.g. on a full disk, is one line naming the file and what is intact, exit 2, no partial file);
 ``--compare_to`` exits 1 unless every metric is within ``--compare_tol`` of another report (e.g. a .tflite
 against its Keras model). Library: `litedepth_tf.evaluation.evaluator.evaluate_model`.
 
@@ -37,7 +38,7 @@ import sys
 from absl import flags
 
 from litedepth_tf.common import cli
-from litedepth_tf.common.files import atomic_write_json, check_writable
+from litedepth_tf.common.files import WriteError, atomic_write_json, check_writable
 from litedepth_tf.data import datasets
 from litedepth_tf.evaluation.evaluator import LAYOUT, TABLE_KEYS, compare_reports, evaluate_model, format_table
 
@@ -45,10 +46,7 @@ from litedepth_tf.evaluation.evaluator import LAYOUT, TABLE_KEYS, compare_report
 def define_flags(fv=None):
     fv = flags.FLAGS if fv is None else fv
     d = dict(flag_values=fv)
-    flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model. Exactly one of --weights/--tflite.",
-                        **d)
-    flags.DEFINE_string("tflite", None, "A .tflite deploy model [1,480,640,3] -> [1,480,640,1].", **d)
-    flags.DEFINE_string("model", "student", "Model preset (litedepth_tf.models.presets.MODELS) for --weights.", **d)
+    cli.define_model_flags(fv)
     flags.DEFINE_string("data_root", None, f"Data root: {LAYOUT}.", **d)
     flags.DEFINE_string("split", None, "Split folder under --data_root to evaluate (default: the dataset's "
                         "validation split: local_val for mai2022).", **d)
@@ -72,10 +70,7 @@ def define_flags(fv=None):
 
 def main(argv, fv=None):
     fv = flags.FLAGS if fv is None else fv
-    given = [f"--{n}" for n in ("weights", "tflite") if fv[n].value]
-    if len(given) != 1:
-        raise cli.InputError("exactly one of --weights or --tflite is required"
-                             + (" (got both)" if given else " (got neither)"))
+    path = cli.model_path(fv)
     if not fv.data_root:
         raise cli.InputError(f"--data_root is required ({LAYOUT})")
     # output folders first: an unwritable one is an error now, not after the whole evaluation
@@ -85,13 +80,19 @@ def main(argv, fv=None):
         check_writable(os.path.dirname(os.path.abspath(fv.out)), what="--out folder")
     preset = datasets.preset_from_flags(fv)
     split = None if fv.split_file else (fv.split or preset.splits[1])
-    report = evaluate_model(fv.weights or fv.tflite, fv.data_root, split, fv.max_images, fv.model,
-                            baseline=fv.baseline, baseline_split=fv.baseline_split or preset.splits[0],
-                            save_predictions=fv.save_predictions, num_threads=fv.threads, dataset=preset,
-                            split_file=fv.split_file, eval_crop=fv.eval_crop, align=fv.align)
+    try:
+        report = evaluate_model(path, fv.data_root, split, fv.max_images, fv.model,
+                                baseline=fv.baseline, baseline_split=fv.baseline_split or preset.splits[0],
+                                save_predictions=fv.save_predictions, num_threads=fv.threads, dataset=preset,
+                                split_file=fv.split_file, eval_crop=fv.eval_crop, align=fv.align)
+    except WriteError as err:  # a --save_predictions PNG
+        out = f"; --out {fv.out} was not written" + (" (its previous version is unchanged)"
+                                                      if os.path.exists(fv.out) else "") if fv.out else ""
+        raise WriteError(f"{err}; the prediction PNGs written before it are complete{out}", err.errno,
+                         err.filename) from None
     print(format_table(report))
     if fv.out:
-        atomic_write_json(fv.out, report)
+        atomic_write_json(fv.out, report)  # WriteError names the file and says whether an old report is intact
         print(f"wrote {fv.out}")
     if fv.compare_to:
         try:
@@ -114,9 +115,7 @@ def main(argv, fv=None):
     return cli.EXIT_OK
 
 
-def entry_point():
-    cli.run(main, define_flags)
-
+entry_point = cli.command(main, define_flags)
 
 if __name__ == "__main__":
     entry_point()

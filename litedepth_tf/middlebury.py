@@ -70,9 +70,7 @@ def define_flags(fv=None):
     flags.DEFINE_string("out", None, "Convert: output data root (gets local_val/ and train/).", **d)
     flags.DEFINE_bool("crop", True, "Convert: centre-crop 741x500 to 4:3 (--nocrop stretches it).", **d)
     flags.DEFINE_string("figure", None, "Figure: output PNG (input | prediction | ground truth).", **d)
-    flags.DEFINE_string("weights", None, "Figure: Keras weights (.weights.h5) of --model.", **d)
-    flags.DEFINE_string("tflite", None, "Figure: a .tflite model (instead of --weights).", **d)
-    flags.DEFINE_string("model", "student", "Figure: model preset of --weights.", **d)
+    cli.define_model_flags(fv)
     flags.DEFINE_string("data_root", "data/middlebury", "Figure: the converted data root (default: --out).", **d)
     flags.DEFINE_string("colormap", "magma", "Figure: matplotlib colour map.", **d)
     return fv
@@ -82,8 +80,7 @@ def main(argv, fv=None) -> int:
     fv = flags.FLAGS if fv is None else fv
     if not fv.out and not fv.figure:
         raise cli.InputError("give --out (convert) and/or --figure with --weights or --tflite")
-    if fv.figure and bool(fv.weights) == bool(fv.tflite):
-        raise cli.InputError("--figure needs exactly one of --weights or --tflite")
+    path = cli.model_path(fv) if fv.figure else None
     try:
         if fv.out:
             man = convert(fv.out, crop=fv.crop)
@@ -91,7 +88,7 @@ def main(argv, fv=None) -> int:
                   f"{man['depth_max_m']:.2f} m (median {man['depth_median_m']:.2f}), "
                   f"{100 * man['valid_fraction']:.1f}% valid")
         if fv.figure:
-            metrics = make_figure(fv.weights or fv.tflite, fv.out or fv.data_root, fv.figure, cmap=fv.colormap,
+            metrics = make_figure(path, fv.out or fv.data_root, fv.figure, cmap=fv.colormap,
                                   model=fv.model)
             print(f"wrote {fv.figure} ({', '.join(f'{k} {v:.4g}' for k, v in metrics.items())})")
     except RuntimeError as err:  # scikit-image's data files missing
@@ -99,5 +96,7 @@ def main(argv, fv=None) -> int:
     return cli.EXIT_OK
 
 
+entry_point = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    cli.run(main, define_flags)
+    entry_point()

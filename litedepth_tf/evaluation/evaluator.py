@@ -46,6 +46,7 @@ from litedepth_tf.evaluation.metrics import (
 )
 from litedepth_tf.models.presets import get_builder
 from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
+from litedepth_tf.tflite.model_card import card_path, check_card
 from litedepth_tf.tflite.runtime import TFLiteModel
 
 LAYOUT = "ROOT/<split>/{rgb,depth}/*.png (RGB PNGs and uint16 millimetre depth PNGs with matching names)"
@@ -79,7 +80,11 @@ def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int
         if path.endswith(".tflite"):
             expected = None if frame_size == (INPUT_HEIGHT, INPUT_WIDTH) else frame_size
             tfl = TFLiteModel(path, num_threads=num_threads, expected_size=expected)
-            return tfl.predict, {"model": path, "kind": "tflite", "io": f"{tfl.input_dtype.name}"}
+            card = check_card(path, tfl.input, tfl.output)  # a card that contradicts the file: ModelCardError
+            desc = {"model": path, "kind": "tflite", "io": f"{tfl.input_dtype.name}"}
+            if card is not None:
+                desc["model_card"] = card_path(path)
+            return tfl.predict, desc
         if not path.endswith(".h5"):
             raise ValueError(f"{path!r}: expected a .tflite model or Keras .weights.h5 weights")
         if not os.path.isfile(path):
@@ -145,6 +150,8 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
     preset = datasets.resolve_frame_size(preset, pairs)
     total = len(pairs)
     n_target = total if not max_images or max_images <= 0 else min(int(max_images), total)
+    # a bad model fails before the baseline
+    predict, desc = load_predict_fn(path_or_model, model_name, num_threads, frame_size=preset.frame_size)
     if not baseline:
         median, note = None, None
     elif folders:
@@ -152,7 +159,6 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
                                        preset.depth_scale)
     else:
         median, note = _baseline_median_preset(preset, data_root, split, split_file, baseline_split, pairs, progress)
-    predict, desc = load_predict_fn(path_or_model, model_name, num_threads, frame_size=preset.frame_size)
     bad_files = BadSampleCounter()  # unreadable / corrupt / all-invalid pairs: skipped, named in warnings
     data = make_dataset(data_root, split, 1, training=False, bad_sample_counter=bad_files,
                         **(dict(dataset=preset, split_file=split_file) if protocol else {}))

@@ -14,7 +14,9 @@ or from Python: `quant_report(weights, data_root, "local_val", 40, "artifacts")`
 3. measures the file sizes (MB = 1e6 bytes) and the 1-thread latency (`litedepth_tf.tflite.benchmark.measure_latency`,
    median of `runs` invocations),
 4. checks the targets (int8 si-RMSE <= fp32 + 0.02, int8 file <= 0.6 MB, int8 1-thread latency < fp32),
-   prints a table and writes everything to `json_path` (default `out_dir/quant_report.json`) atomically.
+   prints a table and writes everything to `json_path` (default `out_dir/quant_report.json`) atomically,
+5. writes each file's model card (`litedepth_tf.tflite.model_card`) with its metrics on these frames as the
+   evaluation and its GPU delegate verdict (`litedepth_tf.tflite.gpu_check`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from litedepth_tf.common.progress import progress_bar
 from litedepth_tf.data.pipeline import list_pairs, make_dataset
 from litedepth_tf.evaluation.metrics import MAIMetrics
 from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
+from litedepth_tf.tflite import model_card
 from litedepth_tf.tflite.benchmark import machine_info, measure_latency
 from litedepth_tf.tflite.calibration import representative_images
 from litedepth_tf.tflite.convert import build_deploy_from_weights, export_tflite
+from litedepth_tf.tflite.gpu_check import check_gpu_compatibility
 from litedepth_tf.tflite.runtime import TFLiteModel
 
 QUANTS = ("fp32", "fp16", "int8")
@@ -124,7 +128,20 @@ def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0
         "int8_io": int8_io, "threads": threads, "runs": runs, "machine": machine_info(), "rows": rows,
         "checks": checks, "all_ok": all(c["ok"] for c in checks.values()),
     }
-    atomic_write_json(json_path or os.path.join(out_dir, "quant_report.json"), report)
+    json_path = json_path or os.path.join(out_dir, "quant_report.json")
+    gpus = {q: check_gpu_compatibility(paths[q]).summary() for q in QUANTS}
+    for q in QUANTS:
+        rows[q]["gpu_delegate_compatible"] = gpus[q]["compatible"]
+    atomic_write_json(json_path, report)
+    for q in QUANTS:
+        gpu = gpus[q]
+        evaluation = {"report": json_path, "model": paths[q], "kind": "tflite", "data_root": os.fspath(data_root),
+                      "split": split, "n_images": count, "metrics": rows[q]["metrics"], "baseline_metrics": None,
+                      "max_abs_diff_vs_fp32_m": max_diff[q], "mean_abs_diff_vs_fp32_m": sum_diff[q] / pixels}
+        card = model_card.build_card(paths[q], models[q].input, models[q].output, q, weights=weights,
+                                     upsample=rows[q]["upsample"], merge_normalization=merge_normalization,
+                                     gpu=gpu, evaluation=evaluation, created_by="litedepth_tf.evaluation.quant_report")
+        model_card.write_card(paths[q], card)
     return report
 
 

@@ -14,6 +14,8 @@ import importlib
 MODELS = {
     "student": "litedepth_tf.models.student:build_student",
     "student_80m": "litedepth_tf.models.student:build_student",
+    "student_conv3x3": "litedepth_tf.models.student:build_student",
+    "student_conv1x1": "litedepth_tf.models.student:build_student",
     "teacher_swin_micro": "litedepth_tf.models.teacher:build_teacher",
     "teacher_swin_tiny": "litedepth_tf.models.teacher:build_teacher",
     "teacher_swin_base": "litedepth_tf.models.teacher:build_teacher",
@@ -22,6 +24,8 @@ MODELS = {
 
 MODEL_KWARGS = {
     "student_80m": {"max_depth": 80.0},  # KITTI / DIODE: depth head 80 * sigmoid (the weights are the same shape)
+    "student_conv3x3": {"decoder": "conv3x3"},  # Table 3's decoder variants (models.decoder.DECODER_KINDS)
+    "student_conv1x1": {"decoder": "conv1x1"},
     "teacher_swin_micro": {"preset": "micro"},
     "teacher_swin_tiny": {"preset": "tiny"},
     "teacher_swin_base": {"preset": "base"},
@@ -45,6 +49,15 @@ def get_builder(name: str):
     if name not in MODELS:
         raise ValueError(f"Unknown model {name!r}; choose one of {sorted(MODELS)}")
     return functools.partial(resolve(MODELS[name]), **MODEL_KWARGS.get(name, {}))
+
+
+def student_preset(decoder: str = "mix") -> str:
+    """The preset name of the student with decoder kind `decoder`: "student" for the paper's mix, else
+    "student_<kind>" (what `--model` of evaluate / predict / export takes for a run trained with `--decoder`)."""
+    name = "student" if decoder == "mix" else f"student_{decoder}"
+    if name not in MODELS:
+        raise ValueError(f"no student preset for decoder {decoder!r}; kinds: mix, conv3x3, conv1x1")
+    return name
 
 
 def build_model(name: str, **kwargs):

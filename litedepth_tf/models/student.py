@@ -23,21 +23,23 @@ from keras import layers, ops
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH, NORM_MEAN, NORM_STD
 from litedepth_tf.common.sizes import network_size
 from litedepth_tf.models.mobilenet import build_mobilenet_encoder
-from litedepth_tf.models.decoder import light_decoder
+from litedepth_tf.models.decoder import decoder_kind, light_decoder
 from litedepth_tf.models.normalization import merge_first_conv
 
 ENCODER_NAME = "encoder"
 
 
 def build_student(weights=None, input_shape=(None, None, 3), encoder_weights=None, name="student",
-                  max_depth=MAX_DEPTH) -> keras.Model:
+                  decoder="mix", max_depth=MAX_DEPTH) -> keras.Model:
     """The train view. `encoder_weights`: None | "imagenet" | path (encoder only, before training).
     `weights`: path to full student weights (`.weights.h5`) saved by the trainer, loaded strictly.
-    `max_depth`: the depth head's range in metres (see the module docstring)."""
+    `decoder`: the decoder kind (`litedepth_tf.models.decoder.DECODER_KINDS`; presets `student_conv3x3` /
+    `student_conv1x1` build the non-default ones). `max_depth`: the depth head's range in metres (see the
+    module docstring; preset `student_80m`)."""
     encoder = build_mobilenet_encoder(input_shape=input_shape, weights=encoder_weights, name=ENCODER_NAME)
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Rescaling(1.0 / NORM_STD, offset=-NORM_MEAN / NORM_STD, name="normalize")(inputs)
-    outputs = light_decoder(encoder(x), max_depth=max_depth)
+    outputs = light_decoder(encoder(x), kind=decoder, max_depth=max_depth)
     model = keras.Model(inputs, outputs, name=name)
     model.depth_range = float(max_depth)
     if weights is not None:
@@ -63,7 +65,8 @@ def _merged_copy(train_model: keras.Model, net_size=None) -> keras.Model:
     encoder = train_model.get_layer(ENCODER_NAME)
     merged_encoder = merge_first_conv(encoder, (nh, nw, 3), NORM_MEAN, NORM_STD)
     inputs = keras.Input(shape=(nh, nw, 3), name="image")
-    outputs = light_decoder(merged_encoder(inputs), max_depth=getattr(train_model, "depth_range", MAX_DEPTH))
+    outputs = light_decoder(merged_encoder(inputs), kind=decoder_kind(train_model),
+                            max_depth=getattr(train_model, "depth_range", MAX_DEPTH))
     model = keras.Model(inputs, outputs, name=train_model.name + "_merged")
     for layer in model.layers:
         if layer.weights and layer.name != ENCODER_NAME:

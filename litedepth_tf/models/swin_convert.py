@@ -65,37 +65,44 @@ _SKIP = (
 )
 
 
+# (official name pattern, Keras name template, layout): {k} in the template is the k-th group; a "weight" /
+# "bias" group maps through _NORM or _DENSE by the template's {norm:k} / {dense:k}; layout None = copy as is, and
+# a layout given as (weight layout, bias layout) depends on the last group.
+_RULES = (
+    (r"patch_embed\.proj\.(weight|bias)", "patch_embed/proj/{dense:1}", (CONV, None)),
+    (r"patch_embed\.norm\.(weight|bias)", "patch_embed/norm/{norm:1}", None),
+    (r"layers\.(\d+)\.blocks\.(\d+)\.(norm1|norm2)\.(weight|bias)", "stage{1}_block{2}/{3}/{norm:4}", None),
+    (r"layers\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table",
+     "stage{1}_block{2}/attn/relative_position_bias_table", None),
+    (r"layers\.(\d+)\.blocks\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)", "stage{1}_block{2}/attn/{3}/{dense:4}",
+     (LINEAR, None)),
+    (r"layers\.(\d+)\.blocks\.(\d+)\.mlp\.(fc1|fc2)\.(weight|bias)", "stage{1}_block{2}/{3}/{dense:4}",
+     (LINEAR, None)),
+    (r"layers\.(\d+)\.downsample\.norm\.(weight|bias)", "stage{1}_merge/norm/{norm:2}", None),
+    (r"layers\.(\d+)\.downsample\.reduction\.weight", "stage{1}_merge/reduction/kernel", LINEAR),
+    (r"norm([0-3])\.(weight|bias)", "norm{1}/{norm:2}", None),
+)
+
+
+def _fill(template: str, m) -> str:
+    def one(ref):
+        kind, _, k = ref.group(1).rpartition(":")
+        value = m[int(k)]
+        return {"norm": _NORM, "dense": _DENSE}[kind][value] if kind else value
+
+    return re.sub(r"\{((?:norm:|dense:)?\d+)\}", one, template)
+
+
 def map_name(key: str):
     """Official parameter name -> (Keras name, layout) or None for dropped entries; unknown names raise."""
     if any(p.match(key) for p in _SKIP):
         return None
-    m = re.fullmatch(r"patch_embed\.proj\.(weight|bias)", key)
-    if m:
-        return f"patch_embed/proj/{_DENSE[m[1]]}", CONV if m[1] == "weight" else None
-    m = re.fullmatch(r"patch_embed\.norm\.(weight|bias)", key)
-    if m:
-        return f"patch_embed/norm/{_NORM[m[1]]}", None
-    m = re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)\.(norm1|norm2)\.(weight|bias)", key)
-    if m:
-        return f"stage{m[1]}_block{m[2]}/{m[3]}/{_NORM[m[4]]}", None
-    m = re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table", key)
-    if m:
-        return f"stage{m[1]}_block{m[2]}/attn/relative_position_bias_table", None
-    m = re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)", key)
-    if m:
-        return f"stage{m[1]}_block{m[2]}/attn/{m[3]}/{_DENSE[m[4]]}", LINEAR if m[4] == "weight" else None
-    m = re.fullmatch(r"layers\.(\d+)\.blocks\.(\d+)\.mlp\.(fc1|fc2)\.(weight|bias)", key)
-    if m:
-        return f"stage{m[1]}_block{m[2]}/{m[3]}/{_DENSE[m[4]]}", LINEAR if m[4] == "weight" else None
-    m = re.fullmatch(r"layers\.(\d+)\.downsample\.norm\.(weight|bias)", key)
-    if m:
-        return f"stage{m[1]}_merge/norm/{_NORM[m[2]]}", None
-    m = re.fullmatch(r"layers\.(\d+)\.downsample\.reduction\.weight", key)
-    if m:
-        return f"stage{m[1]}_merge/reduction/kernel", LINEAR
-    m = re.fullmatch(r"norm([0-3])\.(weight|bias)", key)
-    if m:
-        return f"norm{m[1]}/{_NORM[m[2]]}", None
+    for pattern, template, layout in _RULES:
+        m = re.fullmatch(pattern, key)
+        if m:
+            if isinstance(layout, tuple):
+                layout = layout[0] if m[m.lastindex] == "weight" else layout[1]
+            return _fill(template, m), layout
     raise ValueError(f"Unexpected parameter {key!r} in the checkpoint (absolute position embeddings and "
                      f"non-official layouts are not supported)")
 

@@ -21,10 +21,18 @@ class Latency:
     median_ms: float
     p90_ms: float
     runs: int
+    mean_ms: float = float("nan")  # the paper's Table 2 reports average and STD (ms), as `benchmark_model` does
+    std_ms: float = float("nan")
+
+
+# The LiteDepth paper's Table 2 (AI Benchmark, 480x640 float32 input and output): (SoC, device, average ms, STD ms).
+PAPER_TABLE2 = (("Kirin 980", "CPU", 6.85, 0.77), ("Kirin 980", "GPU delegate", 9.84, 0.66),
+                ("Snapdragon 7 Gen 1", "CPU", 6.16, 1.71), ("Snapdragon 7 Gen 1", "GPU delegate", 7.17, 1.00))
 
 
 def measure_latency(path: str, threads: int, runs: int = 50, warmup: int = 5, seed: int = 0) -> Latency:
-    """Median and p90 of `runs` timed `invoke()` calls after `warmup` untimed ones (one fixed random input)."""
+    """Median, p90, mean and STD of `runs` timed `invoke()` calls after `warmup` untimed ones (one fixed random
+    input)."""
     model = TFLiteModel(path, num_threads=threads, check_signature=False)
     shape = model.input_shape
     x = np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
@@ -38,7 +46,8 @@ def measure_latency(path: str, threads: int, runs: int = 50, warmup: int = 5, se
         t0 = time.perf_counter()
         model.invoke()
         times.append((time.perf_counter() - t0) * 1e3)
-    return Latency(threads, float(np.median(times)), float(np.percentile(times, 90)), runs)
+    return Latency(threads, float(np.median(times)), float(np.percentile(times, 90)), runs, float(np.mean(times)),
+                   float(np.std(times)))
 
 
 def benchmark_model(name, keras_model, out_dir, quant="fp32", threads=(1, 2), runs=50, representative=None):
@@ -58,6 +67,8 @@ def benchmark_model(name, keras_model, out_dir, quant="fp32", threads=(1, 2), ru
         lat = measure_latency(path, t, runs=runs)
         row[f"latency_{t}t_median_ms"] = lat.median_ms
         row[f"latency_{t}t_p90_ms"] = lat.p90_ms
+        row[f"latency_{t}t_mean_ms"] = lat.mean_ms
+        row[f"latency_{t}t_std_ms"] = lat.std_ms
     return row
 
 
@@ -86,6 +97,22 @@ def format_table(rows, threads=(1, 2)) -> str:
                  f"{r['tflite_bytes'] / 1e6:.3f}"]
         cells += [f"{r[f'latency_{t}t_median_ms']:.2f} / {r[f'latency_{t}t_p90_ms']:.2f}" for t in threads]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_table2(rows, threads=(1, 2), device: str = "host CPU (LiteRT XNNPACK)") -> str:
+    """The paper's Table 2 layout (average / STD in ms over the timed runs) for the LiteDepth rows of this host,
+    followed by the paper's own rows, so phone numbers from `benchmark_model` (its `avg=` / `std=` in us, / 1000)
+    can be written in between (docs/deployment.md)."""
+    lines = ["| SoC / machine | device | model | threads | Average/ms | STD/ms |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r["model"].startswith("litedepth"):
+            continue
+        for t in threads:
+            lines.append(f"| this host | {device} | {r['quant']} | {t} | {r[f'latency_{t}t_mean_ms']:.2f} | "
+                         f"{r[f'latency_{t}t_std_ms']:.2f} |")
+    for soc, dev, avg, std in PAPER_TABLE2:
+        lines.append(f"| {soc} (paper, Table 2) | {dev} | paper model | - | {avg:.2f} | {std:.2f} |")
     return "\n".join(lines)
 
 

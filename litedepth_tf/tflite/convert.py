@@ -19,8 +19,9 @@ from typing import Callable, Iterable
 import numpy as np
 import tensorflow as tf
 
-from litedepth_tf.common.files import atomic_write_bytes
+from litedepth_tf.common.cli import InputError
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH
+from litedepth_tf.common.files import atomic_write_bytes, write_error
 from litedepth_tf.models.presets import get_builder
 from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf.tflite.compact import compact_tensor_names
@@ -31,16 +32,28 @@ QUANT_MODES = ("fp32", "fp16", "int8")
 def export_saved_model(model, saved_model_dir: str) -> str:
     """Writes a SavedModel with a `serve` signature (Keras 3 `model.export`). The export goes to a hidden temp
     folder next to `saved_model_dir` that is renamed into place when complete: a kill leaves the old folder, the
-    new one or (between the two renames) none, never a half-written SavedModel under that name."""
+    new one or (between the two renames) none, never a half-written SavedModel under that name. A write that fails
+    (full disk, ...) raises `WriteError` naming the folder; the previous folder is then left in place."""
     saved_model_dir = os.fspath(saved_model_dir)
     parent, name = os.path.split(os.path.abspath(saved_model_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
+    existed = os.path.exists(saved_model_dir)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
+    except OSError as err:
+        raise write_error(saved_model_dir, err, existed, what="SavedModel") from err
+    old = os.path.join(tmp, "old")
     try:
         model.export(os.path.join(tmp, "new"), format="tf_saved_model", verbose=False)
-        if os.path.exists(saved_model_dir):
-            os.replace(saved_model_dir, os.path.join(tmp, "old"))
+        if existed:
+            os.replace(saved_model_dir, old)
         os.replace(os.path.join(tmp, "new"), saved_model_dir)
+    except (OSError, tf.errors.OpError) as err:
+        if os.path.exists(old) and not os.path.exists(saved_model_dir):
+            os.replace(old, saved_model_dir)  # put the previous one back
+        if isinstance(err, InputError):
+            raise
+        raise write_error(saved_model_dir, err, existed, what="SavedModel") from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return saved_model_dir
@@ -89,10 +102,13 @@ def export_tflite(
     representative_images: Callable[[], Iterable[np.ndarray]] | None = None,
     int8_io: str = "float32",
     saved_model_dir: str | None = None,
+    before_write: Callable[[bytes], None] | None = None,
 ) -> str:
     """Keras model -> SavedModel -> `.tflite` at `out_path` (atomic). Returns `out_path`.
 
     `saved_model_dir` keeps the intermediate SavedModel (for `tflite_convert`); by default a temp dir is used.
+    `before_write(data)` sees the flatbuffer before it is written; an exception there leaves `out_path` as it was
+    (e.g. a GPU-compatibility requirement, `litedepth_tf.tflite.gpu_check`).
     """
     if quant not in QUANT_MODES:
         raise ValueError(f"quant must be one of {QUANT_MODES}, got {quant!r}")
@@ -100,7 +116,8 @@ def export_tflite(
         sm_dir = saved_model_dir or os.path.join(tmp, "saved_model")
         export_saved_model(model, sm_dir)
         data = convert_saved_model(sm_dir, quant, representative_images, int8_io)
-
+    if before_write is not None:
+        before_write(data)
     return atomic_write_bytes(out_path, data)
 
 

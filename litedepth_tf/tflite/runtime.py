@@ -83,13 +83,13 @@ class TFLiteModel:
             scale, zero = self.input["quantization"]
             info = np.iinfo(self.input_dtype)
             x = np.clip(np.round(images / scale + zero), info.min, info.max)
-        self.interpreter.set_tensor(self.input["index"], x.astype(self.input_dtype))
+        self.interpreter.set_tensor(self.input["index"], np.ascontiguousarray(x, dtype=self.input_dtype))  # copied in
         self.interpreter.invoke()
         y = self.interpreter.get_tensor(self.output["index"])
         if y.dtype != np.float32:
             scale, zero = self.output["quantization"]
             y = (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
+        return y.astype(np.float32, copy=False)  # get_tensor returned a copy already
 
     def invoke(self) -> None:
         """Runs the model on whatever is in its input tensor (for latency measurements)."""

@@ -28,6 +28,22 @@ matrix and runs out of memory. Two ways out, both options of `structure_affinity
   `sum_ij (s_i.s_j - t_i.t_j)^2 = |S^T S|^2 - 2 |S^T T|^2 + |T^T T|^2` (Frobenius norms of C x C matrices; invalid
   rows zeroed). Memory O(HW * C + C^2); the three terms are large and nearly cancel, so it is computed in float64.
 
+Other distillers (Table 6 of the paper), `distiller=` of `make_distill_fn`, at the same three levels:
+
+* ``"l2"`` (Ignatov et al. 2021): the mean over pixels and channels of ``(a(s) - t)^2``;
+* ``"channel"`` (channel-wise distillation, Shu et al., ICCV 2021): every channel's spatial map becomes a
+  distribution ``softmax(x / tau)`` over its H*W pixels; the loss is ``tau^2 * KL(p_t || p_s)`` averaged over the
+  channels and images (tau = 4 by default, `CHANNEL_TAU`).
+
+Both compare channel by channel, so where the student's and the teacher's widths differ (every level of the demo
+teacher, two of the Swin teachers'), a trainable 1x1 conv ``a`` maps the student feature to the teacher's width
+(as Shu et al. do); the hook exposes those variables as ``trainable_variables`` (the trainer trains and
+checkpoints them with the model). Where widths agree, ``a`` is the identity. The structure-aware distiller
+compares HW x HW affinities and needs no adapter.
+
+`ramp=True` multiplies the weight by ``min(0.999, 1 - 101 / (step + 101))`` (`ramp_factor`; the authors' code):
+0 at step 0, 0.5 at step 101, 0.999 from step 100 899 on.
+
 `make_distill_fn(teacher)` returns the trainer hook `extra_loss_fn(student_outputs, batch) ->
 {"distill_4", "distill_8", "distill_16"}` (already weighted); the teacher runs with `training=False` under
 `tf.stop_gradient`, so it is frozen (inference-mode, no gradient) whatever the trainer does.
@@ -37,6 +53,8 @@ from __future__ import annotations
 
 import os
 
+import keras
+import numpy as np
 import tensorflow as tf
 
 from litedepth_tf.models.teacher import build_teacher
@@ -46,6 +64,66 @@ DISTILL_WEIGHT = 10.0
 MASK_MODES = ("nearest", "any", "all")
 METHODS = ("dense", "gram")
 TEACHER_FLAG = "--teacher_weights"
+DISTILLERS = ("structure", "l2", "channel")
+CHANNEL_TAU = 4.0
+
+
+def ramp_factor(step):
+    """The authors' distillation ramp: min(0.999, 1 - 101 / (step + 101)) (works on ints, arrays and tensors)."""
+    if isinstance(step, (tf.Tensor, tf.Variable)):
+        step = tf.cast(step, tf.float32)
+        return tf.minimum(0.999, 1.0 - 101.0 / (step + 101.0))
+    return np.minimum(0.999, 1.0 - 101.0 / (np.asarray(step, np.float64) + 101.0))
+
+
+def _match_size(s, t):
+    if s.shape[1:3] != t.shape[1:3] or None in tuple(s.shape[1:3]):
+        t = tf.image.resize(t, tf.shape(s)[1:3], method="bilinear")
+    return t
+
+
+def l2_feature_loss(student_feat, teacher_feat):
+    """Mean over pixels, channels and images of (s - t)^2 (same widths: adapt the student first); float32."""
+    s, t = tf.cast(student_feat, tf.float32), tf.cast(teacher_feat, tf.float32)
+    return tf.reduce_mean(tf.square(s - _match_size(s, t)))
+
+
+def channel_wise_loss(student_feat, teacher_feat, tau: float = CHANNEL_TAU):
+    """Shu et al. 2021: tau^2 * mean over images and channels of KL(softmax(t_c / tau) || softmax(s_c / tau)),
+    the softmax over each channel's H*W pixels (same widths: adapt the student first); float32."""
+    s, t = tf.cast(student_feat, tf.float32), tf.cast(teacher_feat, tf.float32)
+    t = _match_size(s, t)
+    b, c = tf.shape(s)[0], tf.shape(s)[-1]
+    s = tf.reshape(tf.transpose(s, [0, 3, 1, 2]), [b, c, -1]) / tau
+    t = tf.reshape(tf.transpose(t, [0, 3, 1, 2]), [b, c, -1]) / tau
+    log_ps, log_pt = tf.nn.log_softmax(s, axis=-1), tf.nn.log_softmax(t, axis=-1)
+    kl = tf.reduce_sum(tf.exp(log_pt) * (log_pt - log_ps), axis=-1)  # [B, C]
+    return tau ** 2 * tf.reduce_mean(kl)
+
+
+class FeatureAdapters(keras.layers.Layer):
+    """One 1x1 conv per level mapping the student's width to the teacher's (identity where they agree)."""
+
+    def __init__(self, student_widths: dict, teacher_widths: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.levels = tuple(student_widths)
+        for level in self.levels:
+            cs, ct = int(student_widths[level]), int(teacher_widths[level])
+            conv = None
+            if cs != ct:
+                conv = keras.layers.Conv2D(ct, 1, name=f"adapt_{level}")
+                conv.build((None, None, None, cs))
+            setattr(self, f"adapt_{level}", conv)  # attributes: tf.train.Checkpoint follows them
+        self.built = True
+
+    def adapt(self, feat, level):
+        conv = getattr(self, f"adapt_{level}")
+        return feat if conv is None else conv(feat)
+
+
+def _widths(model, levels):
+    out = model.output
+    return {level: out[level].shape[-1] for level in levels}
 
 
 def resize_mask(valid, size, mode: str = "nearest"):
@@ -116,25 +194,45 @@ def structure_affinity_loss(student_feat, teacher_feat, valid, mask_mode="neares
 
 
 def make_distill_fn(teacher, weight: float = DISTILL_WEIGHT, levels=LEVELS, mask_mode="nearest",
-                    max_pixels=None, method="dense"):
+                    max_pixels=None, method="dense", distiller="structure", student=None, ramp=False, step=None,
+                    tau: float = CHANNEL_TAU):
     """The trainer hook: `extra_loss_fn(student_outputs, batch) -> {"distill_4": ..., "distill_8": ...,
-    "distill_16": ...}`, each already multiplied by `weight`. The teacher sees `batch["image"]` (the student's
-    raw input), runs in inference mode and gets no gradient."""
+    "distill_16": ...}`, each already multiplied by `weight` (and by `ramp_factor(step())` with `ramp`; `step`: a
+    callable returning the trainer's step variable). The teacher sees `batch["image"]` (the student's raw input),
+    runs in inference mode and gets no gradient. `distiller="l2"` / `"channel"` need `student` (its output widths
+    size the adapters, `extra_loss_fn.trainable_variables`)."""
     if teacher is None:
         raise ValueError(f"Distillation needs a trained teacher: pass {TEACHER_FLAG}=<teacher .weights.h5>")
+    if distiller not in DISTILLERS:
+        raise ValueError(f"distiller must be one of {DISTILLERS}, got {distiller!r}")
+    if ramp and step is None:
+        raise ValueError("ramp=True needs step: a callable returning the training step")
     teacher.trainable = False
+    adapters = None
+    if distiller != "structure":
+        if student is None:
+            raise ValueError(f"distiller={distiller!r} needs the student model (to size its channel adapters)")
+        adapters = FeatureAdapters(_widths(student, levels), _widths(teacher, levels), name="distill_adapters")
+
+    def level_loss(s_feat, t_feat, level, batch):
+        if distiller == "structure":
+            return structure_affinity_loss(s_feat, t_feat, batch["valid"], mask_mode=mask_mode,
+                                           max_pixels=max_pixels, method=method)
+        s_feat = adapters.adapt(s_feat, level)
+        return l2_feature_loss(s_feat, t_feat) if distiller == "l2" else channel_wise_loss(s_feat, t_feat, tau)
 
     def extra_loss_fn(student_outputs, batch):
         t_out = teacher(batch["image"], training=False)
+        w = weight * ramp_factor(step()) if ramp else weight
         losses = {}
         for level in levels:
             t_feat = tf.stop_gradient(t_out[level])
-            loss = structure_affinity_loss(student_outputs[level], t_feat, batch["valid"], mask_mode=mask_mode,
-                                           max_pixels=max_pixels, method=method)
-            losses["distill_" + level.split("_", 1)[1]] = weight * loss
+            losses["distill_" + level.split("_", 1)[1]] = w * level_loss(student_outputs[level], t_feat, level, batch)
         return losses
 
     extra_loss_fn.teacher = teacher
+    extra_loss_fn.adapters = adapters
+    extra_loss_fn.trainable_variables = [] if adapters is None else list(adapters.trainable_variables)
     return extra_loss_fn
 
 

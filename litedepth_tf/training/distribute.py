@@ -39,6 +39,23 @@ def worker_id(strategy) -> int:
     return int(resolver.task_id or 0) if resolver is not None and resolver.task_id is not None else 0
 
 
+def replica_values_fn(strategy):
+    """``fn(value: int) -> [int]``: every replica's `value` (index = replica id in sync, all workers), by one SUM
+    all-reduce of a one-hot vector; each replica of a worker reports that worker's value. Traced once: under
+    MultiWorkerMirroredStrategy every worker must call it at the same point (it is a collective)."""
+    n = strategy.num_replicas_in_sync
+
+    def one_hot(value):
+        ctx = tf.distribute.get_replica_context()
+        return tf.one_hot(ctx.replica_id_in_sync_group, n, dtype=tf.int64) * value
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
+    def gather(value):
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(one_hot, args=(value,)), axis=None)
+
+    return lambda value: [int(v) for v in gather(tf.constant(int(value), tf.int64)).numpy()]
+
+
 def sync_batchnorm(model) -> int:
     """Sets ``synchronized=True`` on every BatchNormalization layer (nested models included); returns the count."""
     n = 0

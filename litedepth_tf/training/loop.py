@@ -40,6 +40,11 @@ skip counters, and the training data iterator when `checkpoint_iterator=True` (t
 positions, not buffers; only with the default strategy: tf.distribute's DistributedIterator is not trackable, so
 a resumed mirrored/multiworker run restarts its data stream from the seed). Best-on-validation weights (lowest
 si-RMSE) go to `best.weights.h5`, the latest to `last.weights.h5`, both written atomically.
+
+Faults (docs/reliability.md): `--resume` uses the newest checkpoint that reads back completely
+(`training.checkpoints`); a write that fails (full disk) ends `fit` with `WriteError` naming the file, the error
+and the last complete checkpoint; SIGTERM / SIGINT stop the run after the current step with a checkpoint and
+`Preempted` (`training.preemption`; all workers stop after the same step).
 """
 
 from __future__ import annotations
@@ -62,8 +67,9 @@ from litedepth_tf.data.bad_samples import BadSampleCounter
 from litedepth_tf.evaluation.evaluator import evaluate_predict_fn
 from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf.training import tensorboard as tb
-from litedepth_tf.training.checkpoints import Checkpoints
-from litedepth_tf.training.distribute import is_chief, sync_batchnorm, worker_id
+from litedepth_tf.training.checkpoints import Checkpoints, DamagedCheckpointError, checkpoint_step
+from litedepth_tf.training.distribute import is_chief, replica_values_fn, sync_batchnorm, worker_id
+from litedepth_tf.training.preemption import Preempted, StopSignals
 
 log = logging.getLogger("litedepth_tf.training.loop")
 
@@ -108,7 +114,9 @@ class Trainer:
 
     @property
     def trainable_variables(self):
-        return list(self.model.trainable_variables) + list(self.weighting.trainable_variables)
+        # + the distillation hook's own variables (channel adapters of the L2 / channel-wise distillers), if any
+        return (list(self.model.trainable_variables) + list(self.weighting.trainable_variables)
+                + list(getattr(self.extra_loss_fn, "trainable_variables", [])))
 
     # ---- the step -------------------------------------------------------------------------------------------
     def _replica_step(self, batch):
@@ -177,6 +185,8 @@ class Trainer:
                      skipped=self.skipped, bad_in_row=self.bad_in_row)
         if iterator is not None:
             items["data_iterator"] = iterator
+        if getattr(self.extra_loss_fn, "adapters", None) is not None:
+            items["distill_adapters"] = self.extra_loss_fn.adapters
         return tf.train.Checkpoint(**items)
 
     def sigmas(self) -> dict:
@@ -267,18 +277,17 @@ class Trainer:
         ckpt_iter = iterator if cfg.checkpoint_iterator and isinstance(iterator, tf.__internal__.tracking.Trackable) \
             else None
         manager = Checkpoints(self, ckpt_iter, ckpt_dir, cfg.keep_checkpoints)
-        if resume and manager.latest_checkpoint:
+        if resume:
             self._restore(manager, ckpt_iter)
-        elif resume:
-            log.info("--resume: no checkpoint in %s, starting from scratch", ckpt_dir)
 
-        writer = tf.summary.create_file_writer(run_dir) if chief else tf.summary.create_noop_writer()
+        writer = tb.create_writer(run_dir) if chief else tf.summary.create_noop_writer()
         best_path = os.path.join(run_dir, "best_metrics.json")
         best = _read_json(best_path).get("si_rmse", math.inf) if resume else math.inf
         step = start_step = int(self.step.numpy())
         bar = progress_bar(total=total_steps, initial=step, desc="train", unit="step", disable=None if chief else True)
         t0, images, last_logs, history = time.perf_counter(), 0, {}, []
         batch, bn_iter = None, None
+        stop = StopSignals(strategy).install()  # SIGTERM / SIGINT: stop after the current step
         try:
             while step < total_steps:
                 batch = next(iterator)
@@ -325,24 +334,40 @@ class Trainer:
                     t0, images = time.perf_counter(), 0  # validation time does not count in images/s
                 if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == total_steps:
                     manager.save(step)
-                    writer.flush()  # the scalars up to a checkpoint survive a kill -9 after it
+                    tb.flush(writer)  # the scalars up to a checkpoint survive a kill -9 after it
                     if chief:
                         fsutil.atomic_save_weights(self.model, os.path.join(run_dir, "last.weights.h5"))
+                if step < total_steps and stop.requested():
+                    self._preempt(stop, step, total_steps, manager, writer, run_dir, chief)
             if chief and resume and step == start_step > 0:
                 # resumed with nothing left to train (e.g. killed after the final checkpoint, before or while
                 # writing last.weights.h5): make last.weights.h5 the final state
                 fsutil.atomic_save_weights(self.model, os.path.join(run_dir, "last.weights.h5"))
+        except fsutil.WriteError as err:  # e.g. a full disk: say what is intact
+            raise _intact(err, manager) from None
         finally:
+            stop.restore()
             bar.close()
-            writer.flush()
+            tb.flush(writer, quiet=True)
         summary = dict(step=step, skipped_steps=int(self.skipped.numpy()), last=last_logs,
                        best_si_rmse=None if math.isinf(best) else best, validation=history)
         if chief:
-            fsutil.atomic_write_json(os.path.join(run_dir, "summary.json"), summary)
+            try:
+                fsutil.atomic_write_json(os.path.join(run_dir, "summary.json"), summary)
+            except fsutil.WriteError as err:
+                raise _intact(err, manager) from None
         return summary
 
     def _restore(self, manager, iterator):
-        path = manager.latest_checkpoint
+        path = manager.checkpoint_to_resume()  # the newest intact one (a warning names any damaged newer one)
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            steps = replica_values_fn(self.strategy)(-1 if path is None else checkpoint_step(path))
+            if len(set(steps)) > 1:  # each worker restores its own files: they must hold the same step
+                raise DamagedCheckpointError(f"--resume: the workers' newest intact checkpoints differ (step per "
+                                             f"replica, -1 = none: {steps}); this worker's folder: {manager.directory}")
+        if path is None:
+            log.info("--resume: no checkpoint in %s, starting from scratch", manager.directory)
+            return
         try:
             manager.checkpoint.restore(path).assert_existing_objects_matched()
         except (tf.errors.OpError, AssertionError, ValueError) as err:
@@ -352,6 +377,15 @@ class Trainer:
             log.warning("could not restore the data iterator from %s (%s); restoring the rest", path, err)
             self.checkpoint().restore(path).expect_partial().assert_existing_objects_matched()
         log.info("resumed from %s at step %d", path, int(self.step.numpy()))
+
+    def _preempt(self, stop, step, total_steps, manager, writer, run_dir, chief):
+        """The stop after a signal: a checkpoint of this step (unless it was just saved), TensorBoard flushed,
+        last.weights.h5; then `Preempted`."""
+        path = manager.latest_checkpoint if manager.latest_step == step else manager.save(step)
+        tb.flush(writer)
+        if chief:
+            fsutil.atomic_save_weights(self.model, os.path.join(run_dir, "last.weights.h5"))
+        raise Preempted(stop.signum, step, path, total_steps, stop.source)
 
     def _abort(self, step, batch, manager, logs, k):
         paths = []
@@ -371,6 +405,11 @@ class Trainer:
         pred = self.model(local["image"][:1], training=False)["depth"]
         tb.write_depth_images(writer, step, "train", local["image"][0].numpy(), local["depth"][0].numpy(),
                               pred[0].numpy())
+
+
+def _intact(err, manager) -> fsutil.WriteError:
+    """The WriteError of a failed write, extended by what a --resume would start from."""
+    return fsutil.WriteError(f"{err}; {manager.last_complete()}", err.errno, err.filename)
 
 
 def _read_json(path) -> dict:

@@ -73,14 +73,67 @@ class LossConfig:
     vnl_cos: float = 0.867  # |cos| above which two edges count as collinear (30 / 150 degrees)
     vnl_min_diff: float = 0.005  # metres; two points closer than this along X, Y and Z: "too close"
     vnl_trim: float = 0.25  # fraction of the smallest per-triplet losses dropped
+    grad_nan_mask: bool = True  # False: gradient targets over every pixel pair (`with_grad_targets`)
+
+
+def interpolation_matrix(n_in, n_out) -> tf.Tensor:
+    """``[n_out, n_in]`` float32: row i holds the weights of ``tf.image.resize(..., "bilinear")`` (half-pixel
+    centres, no antialiasing) for output pixel i along one axis, computed as its kernel does in float32:
+    ``x = (i + 0.5) * (n_in / n_out) - 0.5``, ``lo = max(floor(x), 0)``, ``hi = min(ceil(x), n_in - 1)``,
+    weights ``1 - (x - floor(x))`` on ``lo`` and ``x - floor(x)`` on ``hi``."""
+    n_in, n_out = tf.convert_to_tensor(n_in, tf.int32), tf.convert_to_tensor(n_out, tf.int32)
+    scale = tf.cast(n_in, tf.float32) / tf.cast(n_out, tf.float32)
+    x = (tf.cast(tf.range(n_out), tf.float32) + 0.5) * scale - 0.5
+    floor = tf.floor(x)
+    t = (x - floor)[:, None]
+    lo = tf.maximum(tf.cast(floor, tf.int32), 0)
+    hi = tf.minimum(tf.cast(tf.math.ceil(x), tf.int32), n_in - 1)
+    return tf.one_hot(lo, n_in) * (1.0 - t) + tf.one_hot(hi, n_in) * t
+
+
+class _Upsampled:
+    """The bilinear resize of ``pred`` ``[B, h, w, 1]`` to ``(H, W)`` as two small matmuls, ``Wy @ p @ Wx^T``
+    (separable, exact up to float rounding), and the forward differences of the resized map along x and y from
+    the differences of the interpolation rows, ``Wy @ p @ (Wx[1:] - Wx[:-1])^T`` and ``(Wy[1:] - Wy[:-1]) @ p @
+    Wx^T``, so that no full-resolution slice (and its gradient) is needed. All maps are ``[B, H, W]``."""
+
+    def __init__(self, pred: tf.Tensor, size):
+        pred = tf.cast(pred, tf.float32)
+        shape = tf.shape(pred)
+        self.p = tf.reshape(pred, shape[:3])  # [B, h, w] (one channel)
+        self.wy = interpolation_matrix(shape[1], size[0])  # [H, h]
+        self.wx = interpolation_matrix(shape[2], size[1])  # [W, w]
+        self._rows = tf.matmul(self.p, self.wx, transpose_b=True)  # [B, h, W]
+
+    def full(self) -> tf.Tensor:
+        return tf.matmul(self.wy, self._rows)  # [H, h] @ [B, h, W]: the batch dimension broadcasts
+
+    def diff_x(self) -> tf.Tensor:  # [B, H, W - 1]
+        dx = self.wx[1:] - self.wx[:-1]
+        return tf.matmul(self.wy, tf.matmul(self.p, dx, transpose_b=True))
+
+    def diff_y(self) -> tf.Tensor:  # [B, H - 1, W]
+        dy = self.wy[1:] - self.wy[:-1]
+        return tf.matmul(dy, self._rows)
+
+
+def _same_size(pred: tf.Tensor, depth: tf.Tensor) -> bool:
+    return pred.shape[1:3].is_fully_defined() and pred.shape[1:3] == depth.shape[1:3]
 
 
 def resize_to(pred: tf.Tensor, depth: tf.Tensor) -> tf.Tensor:
-    """``pred`` ``[B, h, w, 1]`` bilinearly resized to the spatial size of ``depth`` ``[B, H, W, 1]``, float32."""
+    """``pred`` ``[B, h, w, 1]`` bilinearly resized to the spatial size of ``depth`` ``[B, H, W, 1]``, float32:
+    the values of ``tf.image.resize(pred, (H, W), "bilinear")`` (to float rounding), computed as ``_Upsampled``
+    (two matmuls: cheaper than the resize op and, above all, than its gradient on CPU). ``pred`` already at that
+    size is returned as is (also when the sizes are only known at run time)."""
     pred = tf.cast(pred, tf.float32)
-    if pred.shape[1:3].is_fully_defined() and pred.shape[1:3] == depth.shape[1:3]:
+    if _same_size(pred, depth):
         return pred
-    return tf.image.resize(pred, tf.shape(depth)[1:3], method="bilinear")
+    size = tf.shape(depth)[1:3]
+    if pred.shape[1:3].is_fully_defined() and depth.shape[1:3].is_fully_defined():
+        return _Upsampled(pred, size).full()[..., None]
+    return tf.cond(tf.reduce_all(tf.equal(tf.shape(pred)[1:3], size)), lambda: pred,
+                   lambda: _Upsampled(pred, size).full()[..., None])
 
 
 def _mask(valid: tf.Tensor) -> tf.Tensor:
@@ -105,9 +158,13 @@ def si_log_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, lam: float 
     """sqrt(Var(g) + lam * mean(g)^2), g = log(pred) - log(gt) over the batch's valid pixels; with
     `per_image`, over each image's valid pixels, then the mean over the images that have any."""
     depth = tf.cast(depth, tf.float32)
-    pred, mask = resize_to(pred, depth), _mask(valid)
+    return _si(resize_to(pred, depth)[..., 0], depth[..., 0], _mask(valid)[..., 0], lam, per_image)
+
+
+def _si(pred, depth, mask, lam, per_image):
+    """si_log_loss on ``[B, H, W]`` maps, ``pred`` already at the ground truth's resolution."""
     g = tf.where(mask, tf.math.log(tf.where(mask, pred, 1.0)) - tf.math.log(tf.where(mask, depth, 1.0)), 0.0)
-    axis = [1, 2, 3] if per_image else None  # one set of statistics per image, or one over the whole batch
+    axis = [1, 2] if per_image else None  # one set of statistics per image, or one over the whole batch
     count = tf.reduce_sum(tf.cast(mask, tf.float32), axis=axis, keepdims=True)
     mean = tf.reduce_sum(g, axis=axis, keepdims=True) / tf.maximum(count, 1.0)
     var = tf.reduce_sum(tf.where(mask, tf.square(g - mean), 0.0), axis=axis, keepdims=True) / tf.maximum(count, 1.0)
@@ -118,10 +175,32 @@ def si_log_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, lam: float 
 def gradient_loss(pred: tf.Tensor, grad_x: tf.Tensor, grad_y: tf.Tensor) -> tf.Tensor:
     """Mean |forward difference of pred - target| over the finite target pairs of x and y together."""
     grad_x, grad_y = tf.cast(grad_x, tf.float32), tf.cast(grad_y, tf.float32)
-    pred = resize_to(pred, grad_x)
-    px = pred[:, :, 1:, :] - pred[:, :, :-1, :]
-    py = pred[:, 1:, :, :] - pred[:, :-1, :, :]
-    tx, ty = grad_x[:, :, :-1, :], grad_y[:, :-1, :, :]
+    return _gradient(*_differences(tf.cast(pred, tf.float32), grad_x), grad_x, grad_y)
+
+
+def _differences(pred, target):
+    """Forward differences ``[B, H, W - 1]`` (x) and ``[B, H - 1, W]`` (y) of ``pred`` resized to the spatial
+    size of ``target``: slices when ``pred`` is at that size already, else from the interpolation rows."""
+    size = tf.shape(target)[1:3]
+
+    def sliced():
+        p = pred[..., 0]
+        return p[:, :, 1:] - p[:, :, :-1], p[:, 1:, :] - p[:, :-1, :]
+
+    def upsampled():
+        up = _Upsampled(pred, size)
+        return up.diff_x(), up.diff_y()
+
+    if _same_size(pred, target):
+        return sliced()
+    if pred.shape[1:3].is_fully_defined() and target.shape[1:3].is_fully_defined():
+        return upsampled()
+    return tf.cond(tf.reduce_all(tf.equal(tf.shape(pred)[1:3], size)), sliced, upsampled)
+
+
+def _gradient(px, py, grad_x, grad_y):
+    """gradient_loss from the prediction's differences ``px`` / ``py`` ``[B, H, W-1]`` / ``[B, H-1, W]``."""
+    tx, ty = grad_x[:, :, :-1, 0], grad_y[:, :-1, :, 0]
     mx, my = tf.math.is_finite(tx), tf.math.is_finite(ty)
     ex = tf.where(mx, tf.abs(px - tf.where(mx, tx, 0.0)), 0.0)
     ey = tf.where(my, tf.abs(py - tf.where(my, ty, 0.0)), 0.0)
@@ -133,7 +212,11 @@ def robust_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, alpha: floa
                 c: float = 2.0) -> tf.Tensor:
     """Barron's general robust loss of x = pred - gt (metres), mean over valid pixels."""
     depth = tf.cast(depth, tf.float32)
-    pred, mask = resize_to(pred, depth), _mask(valid)
+    return _robust(resize_to(pred, depth)[..., 0], depth[..., 0], _mask(valid)[..., 0], alpha, c)
+
+
+def _robust(pred, depth, mask, alpha, c):
+    """robust_loss on ``[B, H, W]`` maps, ``pred`` already at the ground truth's resolution."""
     z = tf.square(tf.where(mask, pred - tf.where(mask, depth, 0.0), 0.0) / c)
     alpha = float(alpha)
     if alpha == 2.0:
@@ -142,7 +225,9 @@ def robust_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, alpha: floa
         f = tf.math.log1p(0.5 * z)
     else:
         b = abs(alpha - 2.0)
-        f = b / alpha * (tf.pow(z / b + 1.0, alpha / 2.0) - 1.0)
+        # a square root for the default alpha = 1 (its gradient is cheaper than pow's)
+        power = tf.sqrt(z / b + 1.0) if alpha == 1.0 else tf.pow(z / b + 1.0, alpha / 2.0)
+        f = b / alpha * (power - 1.0)
     return _masked_mean(f, mask)
 
 
@@ -216,15 +301,42 @@ def vnl_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, intrinsics: tf
 
 
 def compute_losses(pred: tf.Tensor, batch: dict, seed: tf.Tensor, cfg: LossConfig | None = None) -> dict:
-    """``{"si", "grad", "vnl", "robust", "n_valid"}`` float32 scalars for the model's depth ``pred``."""
+    """``{"si", "grad", "vnl", "robust", "n_valid"}`` float32 scalars for the model's depth ``pred``.
+
+    The prediction is resized once (``_Upsampled``: two matmuls) and its forward differences come from the
+    interpolation rows, not from slices of the full-resolution map; every loss then works on ``[B, H, W]``."""
     cfg = cfg or LossConfig()
     depth, valid = tf.cast(batch["depth"], tf.float32), tf.cast(batch["valid"], tf.float32)
-    pred = resize_to(pred, depth)
+    pred = tf.cast(pred, tf.float32)
+    full = resize_to(pred, depth)
+    px, py = _differences(pred, depth)
+    mask = _mask(valid)
+    depth3, mask3 = depth[..., 0], mask[..., 0]
     return {
-        "si": si_log_loss(pred, depth, valid, cfg.si_lambda, cfg.si_per_image),
-        "grad": gradient_loss(pred, batch["grad_x"], batch["grad_y"]),
-        "vnl": vnl_loss(pred, depth, valid, batch["intrinsics"], seed, cfg.vnl_samples, cfg.vnl_cos,
+        "si": _si(full[..., 0], depth3, mask3, cfg.si_lambda, cfg.si_per_image),
+        "grad": _gradient(px, py, tf.cast(batch["grad_x"], tf.float32), tf.cast(batch["grad_y"], tf.float32)),
+        "vnl": vnl_loss(full, depth, valid, batch["intrinsics"], seed, cfg.vnl_samples, cfg.vnl_cos,
                         cfg.vnl_min_diff, cfg.vnl_trim),
-        "robust": robust_loss(pred, depth, valid, cfg.robust_alpha, cfg.robust_c),
-        "n_valid": _count(_mask(valid)),
+        "robust": _robust(full[..., 0], depth3, mask3, cfg.robust_alpha, cfg.robust_c),
+        "n_valid": _count(mask),
     }
+
+
+def unmasked_gradient_targets(depth: tf.Tensor, valid: tf.Tensor) -> tuple:
+    """The gradient loss's targets *without* the NaN mask (the paper's "vanilla" gradient, Fig. 4, first line):
+    forward differences of the ground truth with invalid pixels at 0 m, so every pair counts, including the
+    jumps into and out of holes. Only the padded last column (x) / row (y) is NaN, as in the masked targets."""
+    depth = tf.where(_mask(valid), tf.cast(depth, tf.float32), 0.0)
+    nan = tf.constant(float("nan"), tf.float32)
+    gx = tf.concat([depth[:, :, 1:, :] - depth[:, :, :-1, :], tf.fill(tf.shape(depth[:, :, :1, :]), nan)], axis=2)
+    gy = tf.concat([depth[:, 1:, :, :] - depth[:, :-1, :, :], tf.fill(tf.shape(depth[:, :1, :, :]), nan)], axis=1)
+    return gx, gy
+
+
+def with_grad_targets(batch: dict, cfg: LossConfig) -> dict:
+    """`batch` as `compute_losses` should see it under `cfg`: unchanged with `cfg.grad_nan_mask` (the paper's
+    masked gradient loss), else with `grad_x` / `grad_y` replaced by `unmasked_gradient_targets`."""
+    if cfg.grad_nan_mask:
+        return batch
+    gx, gy = unmasked_gradient_targets(batch["depth"], batch["valid"])
+    return dict(batch, grad_x=gx, grad_y=gy)

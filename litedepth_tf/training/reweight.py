@@ -13,6 +13,9 @@ them under that name; AdamW excludes names containing "sigma" from weight decay)
 ``FixedWeights`` is the hand-tuned alternative: ``L = sum_i w_i L_i`` with ``w = (1.0, 0.25, 2.5, 0.6)`` for
 ``(si, grad, vnl, robust)``, no variables.
 
+``make_weighting(kind, terms)`` builds either over a subset of the terms (the loss-term ablation, Table 5 of the
+paper); a fixed weight stays the term's weight above whatever the subset.
+
 Both are Keras layers called with a dict ``{term: scalar}`` (any extra key is ignored) and expose ``.terms``.
 """
 
@@ -75,3 +78,16 @@ class FixedWeights(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "weights": list(self.term_weights), "terms": list(self.terms)}
+
+
+def make_weighting(kind: str = "dynamic", terms: Sequence[str] = TERMS):
+    """DynamicReweight or FixedWeights over `terms` (any non-empty subset of TERMS, in TERMS' order)."""
+    unknown = [t for t in terms if t not in TERMS]
+    if unknown or not terms:
+        raise ValueError(f"loss terms must be a non-empty subset of {TERMS}, got {tuple(terms)}")
+    terms = tuple(t for t in TERMS if t in terms)
+    if kind == "dynamic":
+        return DynamicReweight(terms)
+    if kind == "fixed":
+        return FixedWeights([dict(zip(TERMS, FIXED_WEIGHTS))[t] for t in terms], terms)
+    raise ValueError(f"loss weighting must be dynamic or fixed, got {kind!r}")

@@ -1,8 +1,12 @@
 """TensorBoard helpers: scalars and depth images (one shared colour scale for GT and prediction, an error map).
 
-    writer = tf.summary.create_file_writer(run_dir)
+    writer = create_writer(run_dir)                                   # tf.summary.create_file_writer
     write_scalars(writer, step, {"loss/si": 0.3, "lr": 1e-3})
     write_depth_images(writer, step, "train", rgb, gt, pred)        # one image, NumPy, any sizes
+    flush(writer)
+
+A write of the events file that fails (TensorFlow raises it from the summary op that fills the queue, or from
+the flush; a full disk gives RESOURCE_EXHAUSTED) becomes `common.files.WriteError` naming the events file.
 
 Panels (each `[1, H, W, 3]` uint8 at the GT's resolution):
   `<tag>/rgb`, `<tag>/gt` and `<tag>/pred` (magma, the same [vmin, vmax] for both: the 2nd..98th percentile of the
@@ -16,13 +20,47 @@ Headless check of a run's panels (the four side by side, read back from the even
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import logging
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
 
+from litedepth_tf.common import files as fsutil
 from litedepth_tf.common.colormap import colorize, depth_scale
+
+log = logging.getLogger("litedepth_tf.training.tensorboard")
+_EVENTS_FILE = re.compile(r"(\S*events\.out\.tfevents\.[^\s;]*)")
+
+
+@contextlib.contextmanager
+def _writing(log_dir=None):
+    """TensorFlow errors of the summary ops / flush -> WriteError naming the events file (from the message)."""
+    try:
+        yield
+    except tf.errors.OpError as err:
+        m = _EVENTS_FILE.search(str(err))
+        where = m.group(1) if m else f"in {log_dir or 'the TensorBoard folder'}"
+        raise fsutil.write_error(where, err, what="TensorBoard events") from None
+
+
+def create_writer(log_dir):
+    with _writing(log_dir):
+        return tf.summary.create_file_writer(os.fspath(log_dir))
+
+
+def flush(writer, quiet: bool = False) -> None:
+    """Flushes `writer`; with `quiet` (cleaning up after another error) a failure is only logged."""
+    try:
+        with _writing():
+            writer.flush()
+    except fsutil.WriteError as err:
+        if not quiet:
+            raise
+        log.warning("%s", err)
 
 
 def _resize(x, hw, method):
@@ -53,7 +91,7 @@ def depth_panels(rgb, gt, pred, max_rel_error: float = 0.5) -> dict:
 
 
 def write_scalars(writer, step: int, scalars: dict) -> None:
-    with writer.as_default():
+    with _writing(), writer.as_default():
         for name, value in scalars.items():
             tf.summary.scalar(name, float(value), step=int(step))
 
@@ -61,7 +99,7 @@ def write_scalars(writer, step: int, scalars: dict) -> None:
 def write_depth_images(writer, step: int, tag: str, rgb, gt, pred) -> dict:
     """Writes the four panels for one sample (arrays for one image, no batch axis); returns them."""
     panels = depth_panels(rgb, gt, pred)
-    with writer.as_default():
+    with _writing(), writer.as_default():
         for name, img in panels.items():
             tf.summary.image(f"{tag}/{name}", img[None], step=int(step))
     return panels

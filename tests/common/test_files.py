@@ -8,10 +8,17 @@ of writing it. If a writer stopped using temp file + rename, the process would n
 file would be gone) and the test fails; a log of every rename also shows that each output went through one.
 Covered: the `.tflite` export and its --saved_model_dir folder (export/export_tflite.py), evaluate's JSON report and --save_predictions PNGs,
 predict's depth / colour PNGs, and fsutil's writers themselves (bytes, JSON, Keras weights).
+
+Full disk (the last section): the same writers, and evaluate / predict / the .tflite export, with ENOSPC injected
+where a full disk shows up for them (`tests.helpers.fail_writes`: the fsync of the temp file; a rename that fails
+too): one `WriteError` line naming the file, the error and what is intact, exit 2 for the commands, the previous
+file unchanged and no temp file left. The trainer's writes: tests/training/test_faults.py; a real full file
+system: tests/e2e/test_faults.py.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -21,7 +28,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import REPO, run_command
+from tests.helpers import REPO, call_main, fail_writes, run_command
 
 CRASHRUN = os.path.join(REPO, "tests", "e2e", "crashrun.py")
 OLD_PNG = np.full((6, 8), 1234, np.uint16)  # "the previous complete file"
@@ -166,3 +173,127 @@ def test_clean_write_replaces_and_leaves_no_temp(tmp_path):
     dest.write_text("old")
     fsutil.atomic_write_json(dest, {"a": 1})
     assert json.loads(dest.read_text()) == {"a": 1} and os.listdir(tmp_path) == ["eval.json"]
+
+
+# ------------------------------------------------------------------------------------------------ full disk
+
+
+def _no_temps(folder):
+    hidden = [n for _, _, fs in os.walk(folder) for n in fs if n.startswith(".")]
+    assert not hidden, hidden
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    lines = [ln for ln in err if ln.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in "\n".join(err), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind,name", [("bytes", "model.tflite"), ("json", "eval.json"),
+                                       ("weights", "best.weights.h5")])
+@pytest.mark.parametrize("previous", [True, False])
+def test_fsutil_writer_on_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch, kind, name,
+                                                                            previous):
+    import keras
+
+    from litedepth_tf.common import cli
+    from litedepth_tf.common import files as fsutil
+
+    dest = tmp_path / name
+    if previous:
+        dest.write_bytes(b"OLD complete file\n")
+    failed = fail_writes(monkeypatch, name)
+    with pytest.raises(fsutil.WriteError) as err:
+        if kind == "bytes":
+            fsutil.atomic_write_bytes(dest, b"NEW" * 1000)
+        elif kind == "json":
+            fsutil.atomic_write_json(dest, {"a": 1})
+        else:
+            fsutil.atomic_save_weights(keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)]), dest)
+    intact = "its previous version is unchanged" if previous else "no file was written"
+    assert str(err.value) == f"cannot write {dest}: No space left on device (ENOSPC) ({intact})"
+    assert isinstance(err.value, cli.InputError) and err.value.errno == errno.ENOSPC
+    assert failed and not os.path.exists(failed[0])  # the temp file is removed
+    assert os.listdir(tmp_path) == ([name] if previous else [])
+    if previous:
+        assert dest.read_bytes() == b"OLD complete file\n"
+
+
+def test_a_failed_rename_is_a_write_error_too(tmp_path, monkeypatch):
+    from litedepth_tf.common import files as fsutil
+
+    def replace(src, dst):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(fsutil.WriteError, match=r"cannot write .*eval.json: Input/output error \(EIO\) \(no file"):
+        fsutil.atomic_write_json(tmp_path / "eval.json", {"a": 1})
+    assert os.listdir(tmp_path) == []
+
+
+def test_evaluate_on_a_full_disk_stops_at_a_prediction_png_with_one_line(files, tmp_path, monkeypatch, capsys):
+    from litedepth_tf import evaluate
+
+    out, preds = tmp_path / "eval.json", tmp_path / "preds"
+    out.write_text("the previous report")
+    fail_writes(monkeypatch, "*.png", nth=2)  # the second prediction
+    rc = call_main(evaluate, "--weights", files["weights"], "--data_root", files["data"], "--split=local_val",
+                   "--nobaseline", "--out", out, "--save_predictions", preds)
+    line = _one_error_line(capsys)
+    assert rc == 2
+    written = sorted(glob.glob(str(preds / "*.png")))
+    assert len(written) == 1 and _png_whole(written[0]).shape == (480, 640)  # the first, whole
+    assert line.startswith(f"error: cannot write {preds}/") and "No space left on device (ENOSPC)" in line
+    assert "the prediction PNGs written before it are complete" in line
+    assert f"--out {out} was not written (its previous version is unchanged)" in line, line
+    assert out.read_text() == "the previous report"
+    _no_temps(tmp_path)
+
+
+def test_evaluate_on_a_full_disk_at_its_report_keeps_the_old_one(files, tmp_path, monkeypatch, capsys):
+    from litedepth_tf import evaluate
+
+    out = tmp_path / "eval.json"
+    out.write_text("the previous report")
+    fail_writes(monkeypatch, "eval.json")
+    rc = call_main(evaluate, "--weights", files["weights"], "--data_root", files["data"], "--split=local_val",
+                   "--nobaseline", "--max_images=1", "--out", out)
+    assert rc == 2 and _one_error_line(capsys) == (f"error: cannot write {out}: No space left on device (ENOSPC) "
+                                                   "(its previous version is unchanged)")
+    assert out.read_text() == "the previous report"
+    _no_temps(tmp_path)
+
+
+def test_predict_on_a_full_disk_stops_at_the_first_failed_png_with_one_line(files, tmp_path, monkeypatch, capsys):
+    from litedepth_tf import predict
+
+    images = sorted(glob.glob(os.path.join(files["data"], "local_val", "rgb", "*.png")))
+    out = tmp_path / "out"
+    fail_writes(monkeypatch, "*.png", nth=2)  # the first image's colour map (after its depth PNG)
+    rc = call_main(predict, "--weights", files["weights"], "--input", os.path.dirname(images[0]), "--out", out)
+    line = _one_error_line(capsys)
+    first = os.path.basename(images[0])
+    assert rc == 2
+    assert line == (f"error: cannot write {out}/color/{first}: No space left on device (ENOSPC) (no file was "
+                    f"written); the files written before it in {out} are complete"), line
+    assert os.listdir(out / "depth") == [first] and _png_whole(out / "depth" / first).shape == (480, 640)
+    assert os.listdir(out / "color") == []  # stopped there: the second image was not tried
+    _no_temps(tmp_path)
+
+
+def test_tflite_export_on_a_full_disk_keeps_the_previous_model(tmp_path, monkeypatch):
+    import keras
+
+    from litedepth_tf.common import files as fsutil
+    from litedepth_tf.tflite.convert import export_tflite
+
+    dest = tmp_path / "model.tflite"
+    dest.write_bytes(b"TFL3 the previous complete export")
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(2, 1)])
+    fail_writes(monkeypatch, "model.tflite")
+    with pytest.raises(fsutil.WriteError) as err:
+        export_tflite(model, str(dest), "fp32")
+    assert str(err.value) == f"cannot write {dest}: No space left on device (ENOSPC) (its previous version is " \
+                             "unchanged)"
+    assert dest.read_bytes() == b"TFL3 the previous complete export" and os.listdir(tmp_path) == ["model.tflite"]

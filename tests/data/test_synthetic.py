@@ -6,7 +6,6 @@ import os
 import numpy as np
 from PIL import Image
 
-from litedepth_tf.data import check as data_check
 from litedepth_tf.common.constants import MAX_DEPTH
 from litedepth_tf.data import synthetic
 from litedepth_tf import data_check as data_check_cmd

@@ -17,6 +17,9 @@ SPEC `state:N`         the N-th update of the `checkpoint` state file (`update_c
                        checkpoint (old ones still listed), then, after deleting those beyond max_to_keep, without
                        them. N=1: `ckpt-K` is complete but not named; N=2: `ckpt-K` is named, the oldest checkpoint
                        is deleted but still listed.
+SPEC `signal:NAME:N`   not a kill: after the N-th training step of this process returns (`Trainer.train_step`),
+                       the process sends itself signal NAME (SIGTERM, SIGINT): a real signal, delivered between
+                       two steps at a step the test chooses, to the handler the trainer installed.
 
 LITEDEPTH_REPLACE_LOG=FILE appends every `os.replace` destination (absolute path) to FILE, one a line, before the
 rename, so a test can check that a writer went through a temp file + rename at all.
@@ -94,6 +97,22 @@ def install(spec: str | None, replace_log: str | None) -> None:
             return real_update(save_dir, model_checkpoint_path, *args, **kwargs)
 
         checkpoint_management.update_checkpoint_state_internal = update
+    elif kind == "signal":
+        from litedepth_tf.training import loop
+
+        name, _, n = rest.partition(":")
+        real_step = loop.Trainer.train_step
+
+        def train_step(self, batch):
+            logs = real_step(self, batch)
+            count[0] += 1
+            if count[0] == int(n):
+                sys.stderr.write(f"crashrun: {name} after training step {count[0]} of this process\n")
+                sys.stderr.flush()
+                os.kill(os.getpid(), getattr(signal, name))
+            return logs
+
+        loop.Trainer.train_step = train_step
     elif kind not in ("", "replace"):
         raise SystemExit(f"crashrun: unknown LITEDEPTH_CRASH {spec!r}")
 

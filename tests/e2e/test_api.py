@@ -90,3 +90,21 @@ def test_import_and_tflite_inference_do_not_import_tensorflow(models):
     out = run_command(["-c", code])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("no-tf")
+
+
+def test_point_cloud_is_the_predicted_depth_back_projected(models):
+    from litedepth_tf.common.pointcloud import backproject, default_intrinsics
+
+    t = litedepth_tf.load(models[1])
+    img = _image(120, 160)
+    points, colors = t.point_cloud(img)
+    depth = t.predict(img)
+    assert points.shape == (120 * 160, 3) and points.dtype == np.float32 and colors.dtype == np.uint8
+    np.testing.assert_array_equal(points[:, 2], depth.ravel())
+    np.testing.assert_array_equal(colors, img.reshape(-1, 3))
+    ref, _ = backproject(depth, default_intrinsics((120, 160)), img)
+    np.testing.assert_array_equal(points, ref)
+    k = (100.0, 100.0, 80.0, 60.0)
+    custom, _ = t.point_cloud(img, intrinsics=k)
+    np.testing.assert_allclose(custom[:, 0], (np.tile(np.arange(160), 120) - 80.0) * depth.ravel() / 100.0,
+                               rtol=1e-5, atol=1e-6)

@@ -1,4 +1,4 @@
-"""kill -9 during training, on one run killed four times, then resumed to the end:
+"""kill -9 during training, on one run killed four times and preempted once, then resumed to the end:
 
 1. from outside, at a random step (seeded), while `python -m litedepth_tf.train` runs;
 2. inside TensorFlow's checkpoint write: the shard `ckpt-K_temp/part-*.data` written (and cut to half), the final
@@ -6,7 +6,13 @@
 3. inside CheckpointManager.save after `ckpt-K` is complete and named and the oldest checkpoint deleted, before the
    state file drops that one (`state:2`): the one window where the state file lists a checkpoint that is gone
    (TensorFlow's order: name the new one first, then delete, then rewrite the list);
+and, between 3 and 4, a SIGTERM (a preemption; `signal:SIGTERM:1`) after the first step of a process that saves no
+checkpoint of its own (--ckpt_every larger than the run): it writes one at that step and exits 143, and the next
+--resume starts there;
 4. at the last step, while `last.weights.h5` is written (after the final checkpoint; `replace:last.weights.h5`).
+
+Every process after a kill -9 finds the killed one's `train.lock` (nobody holds its flock any more) and takes it
+over with a note naming the killed pid; every process that ends, preempted or done, removes its own.
 
 After every kill: every checkpoint the state file lists is readable (every tensor) or, in window 3 only, the oldest
 is deleted whole (no file of it left) and dropped from the list by the next save; nothing half-written is ever
@@ -35,17 +41,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, command_env, synthetic_root
+from tests.helpers import REPO, command_env
 
 CRASHRUN = os.path.join(REPO, "tests", "e2e", "crashrun.py")
-STEPS = 8
+STEPS = 9
 KILL_AFTER = random.Random(7).randint(1, 3)  # the random kill: once ckpt-KILL_AFTER exists, after a random delay
 KILL_DELAY = random.Random(8).uniform(0.0, 0.3)
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return synthetic_root(tmp_path_factory, "kill_data", 6, 1, seed=4)
+def data_root(resume_data):  # tests/e2e/conftest.py: shared with tests/e2e/test_faults.py
+    return resume_data
 
 
 def _cmd(data_root, run_dir, resume=False, crash=None):
@@ -135,17 +141,14 @@ def _h5(path):
 
 
 @pytest.fixture(scope="module")
-def reference(data_root, tmp_path_factory):
-    run_dir = str(tmp_path_factory.mktemp("kill_ref"))
-    _run(data_root, run_dir, resume=False)
-    return dict(tensors=_tensors(_latest(run_dir)[0]), scalars=_scalars(run_dir),
-                last=_h5(os.path.join(run_dir, "last.weights.h5")))
+def reference(resume_reference):  # the uninterrupted run (tests/e2e/conftest.py)
+    return resume_reference
 
 
 class _Chain:
     """The killed run, one stage per process; a test asks for the stages it needs (run once, in order)."""
 
-    STAGES = ("random_kill", "merge_kill", "sweep_kill", "last_weights_kill", "final_resume")
+    STAGES = ("random_kill", "merge_kill", "sweep_kill", "preempt", "last_weights_kill", "final_resume")
 
     def __init__(self, data_root, run_dir):
         self.data_root, self.run_dir, self.obs = data_root, run_dir, {}
@@ -169,8 +172,8 @@ class _Chain:
         finally:
             p.send_signal(signal.SIGKILL)
             p.wait()
-        return dict(rc=p.returncode, latest=_latest(self.run_dir)[1], listed=_listed_checkpoints(self.run_dir),
-                    files=_files(self.run_dir))
+        return dict(rc=p.returncode, pid=p.pid, latest=_latest(self.run_dir)[1],
+                    listed=_listed_checkpoints(self.run_dir), files=_files(self.run_dir))
 
     def _killed(self, crash):
         r = _run(self.data_root, self.run_dir, crash=crash)
@@ -183,6 +186,13 @@ class _Chain:
 
     def _sweep_kill(self, before):
         return self._killed("state:2")  # the first save's second state-file update (after its sweep)
+
+    def _preempt(self, before):
+        crash = "signal:SIGTERM:1"
+        cmd = _cmd(self.data_root, self.run_dir, True, crash) + [f"--ckpt_every={10 * STEPS}"]  # no save of its own
+        r = subprocess.run(cmd, cwd=REPO, env=_env(crash), capture_output=True, text=True, timeout=600)
+        return dict(rc=r.returncode, stderr=r.stderr, stdout=r.stdout, latest=_latest(self.run_dir)[1],
+                    listed=_listed_checkpoints(self.run_dir), files=_files(self.run_dir))
 
     def _last_weights_kill(self, before):
         assert before < STEPS
@@ -204,9 +214,22 @@ def test_kill_at_a_random_step_then_resume_from_the_newest_checkpoint(chain):
     obs = chain.upto("merge_kill")
     killed = obs["random_kill"]
     assert killed["rc"] == -signal.SIGKILL
-    assert KILL_AFTER <= killed["latest"] <= STEPS - 3, killed  # room left for the three kills below
+    assert KILL_AFTER <= killed["latest"] <= STEPS - 4, killed  # room left for the stages below
     assert killed["listed"][0][-1] == killed["latest"]
     assert _resumed_from(obs["merge_kill"]["stderr"]) == (killed["latest"], killed["latest"])
+
+
+def test_the_lock_of_a_killed_run_is_taken_over_with_a_note_and_released_at_exit(chain):
+    obs = chain.upto("final_resume")
+    lock = os.path.join(chain.run_dir, "train.lock")
+    assert "train.lock" in obs["random_kill"]["files"]  # kill -9: nothing removed it
+    note = [ln for ln in obs["merge_kill"]["stderr"].splitlines() if "taking over the lock file" in ln]
+    assert len(note) == 1 and lock in note[0] and f"pid {obs['random_kill']['pid']} " in note[0], note
+    assert "no longer running" in note[0]
+    for stage in ("merge_kill", "sweep_kill", "last_weights_kill"):  # each killed: its lock is left, taken over
+        assert "train.lock" in obs[stage]["files"], stage
+    assert "train.lock" not in obs["preempt"]["files"]  # ended (preempted): removed
+    assert not os.path.exists(lock)  # the last process ended normally
 
 
 def test_kill_inside_the_checkpoint_write_resumes_from_the_previous_checkpoint(chain):
@@ -227,8 +250,23 @@ def test_kill_between_deleting_the_oldest_checkpoint_and_rewriting_the_list(chai
     assert not [f for f in killed["files"] if "_temp/" in f]  # the half-written shard of ckpt-k was replaced
     # ckpt-k is complete and named; ckpt-(k-2) was deleted whole (no file left) but is still listed
     assert killed["latest"] == k and killed["listed"] == ([k - 2, k - 1, k], [k - 2])
+    assert _resumed_from(obs["preempt"]["stderr"]) == (k, k)
+    assert obs["preempt"]["listed"][1] == []  # the next save dropped it from the list
+
+
+def test_sigterm_writes_a_checkpoint_at_the_current_step_and_resume_continues_there(chain):
+    obs = chain.upto("last_weights_kill")
+    stopped, k = obs["preempt"], obs["preempt"]["before"] + 1  # one step after its resume
+    assert stopped["rc"] == 128 + signal.SIGTERM, stopped["stderr"][-3000:]
+    assert "crashrun: SIGTERM after training step 1" in stopped["stderr"]
+    lines = [ln for ln in stopped["stderr"].splitlines() if ln.startswith("preempted")]
+    ckpt = os.path.join(chain.run_dir, "ckpt", f"ckpt-{k}")
+    assert lines == [f"preempted by SIGTERM at step {k} of {STEPS}: checkpoint {ckpt} written; continue with "
+                     f"--resume"], stopped["stderr"][-3000:]
+    assert "Traceback" not in stopped["stderr"] and "done:" not in stopped["stdout"]
+    # its only checkpoint is the one the signal asked for (its --ckpt_every saves none), complete and listed
+    assert stopped["latest"] == k and stopped["listed"] == ([k - 1, k], [])
     assert _resumed_from(obs["last_weights_kill"]["stderr"]) == (k, k)
-    assert obs["last_weights_kill"]["listed"][1] == []  # the next save dropped it from the list
 
 
 def test_kill_while_writing_last_weights_at_the_final_step(chain):

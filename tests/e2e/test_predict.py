@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from matplotlib import colormaps
 from PIL import Image
 
 import litedepth_tf
@@ -15,7 +16,8 @@ from litedepth_tf.data.pipeline import decode_pair
 from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf import predict
 from litedepth_tf.common.images import depth_to_mm
-from tests.helpers import call_main, random_student
+from litedepth_tf.common.pointcloud import default_intrinsics
+from tests.helpers import call_main, random_student, read_ply
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,7 @@ def test_video(models, tmp_path, ext):
         iio.imwrite(src, frames, plugin="FFMPEG", fps=5, macro_block_size=2)
     out = tmp_path / "out"
     assert call_main(predict, *["--tflite", models[1], "--input", str(src), "--out", str(out), "--side_by_side",
-                 "--save_frames", "--range", "fixed", "--vmin", "0", "--vmax", "8"]) == 0
+                 "--save_frames", "--range", "fixed", "--vmin", "0", "--vmax", "8", "--ply"]) == 0
     depth_video = [f for f in iio.imiter(out / "clip_depth.mp4", plugin="FFMPEG")]
     sbs = [f for f in iio.imiter(out / "clip_side_by_side.mp4", plugin="FFMPEG")]
     assert len(depth_video) == len(sbs) == 5
@@ -131,4 +133,114 @@ def test_video(models, tmp_path, ext):
     assert iio.immeta(out / "clip_depth.mp4", plugin="FFMPEG")["fps"] == pytest.approx(5.0)
     assert sorted(os.listdir(out / "depth")) == [f"clip_{i:06d}.png" for i in range(5)]
     assert _png_size(out / "depth" / "clip_000003.png") == (96, 130)
+    assert sorted(os.listdir(out / "ply")) == [f"clip_{i:06d}.ply" for i in range(5)]
+    assert len(read_ply((out / "ply" / "clip_000002.ply").read_bytes())[1]) == 96 * 130
     assert not [n for n in os.listdir(out) if n.endswith(".tmp") or n.startswith(".")]
+
+
+def _folder(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_image(480, 640, seed=1)).save(src / "a.png")
+    Image.fromarray(_image(97, 131, seed=2)).save(src / "b.png")
+    Image.fromarray(_image(240, 320, seed=3)[..., 0]).save(src / "c_gray.png")
+    Image.fromarray(_image(120, 160, seed=4)).save(src / "d.jpg", quality=90)
+    (src / "e_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    Image.fromarray(_image(64, 80, seed=5)).save(src / "f.png")
+    return src
+
+
+def _tree(folder):
+    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+            for d, _, files in os.walk(folder) for f in files}
+
+
+def test_the_pipeline_writes_the_same_bytes_as_one_file_after_another(models, tmp_path):
+    """--workers 0 (one thread, file after file) and the threaded pipeline: the same files, byte for byte, in
+    input order; the depth PNGs hold exactly the API's depth in millimetres."""
+    src = _folder(tmp_path)
+    args = ["--tflite", models[1], "--input", str(src), "--side_by_side", "--colorbar", "--ply"]
+    assert call_main(predict, *args, "--out", str(tmp_path / "serial"), "--workers", "0") == 0
+    assert call_main(predict, *args, "--out", str(tmp_path / "threads"), "--workers", "3") == 0
+    serial, threads = _tree(tmp_path / "serial"), _tree(tmp_path / "threads")
+    assert sorted(serial) == sorted(threads) and len(serial) == 5 * 4  # 5 readable inputs x 4 outputs
+    assert [k for k in serial if serial[k] != threads[k]] == []
+    model = litedepth_tf.load(models[1])
+    for stem, ext in (("a", "png"), ("b", "png"), ("d", "jpg")):
+        img = np.asarray(Image.open(src / f"{stem}.{ext}"))
+        depth = model.predict(img)
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "threads" / "depth" / f"{stem}.png")),
+                                      depth_to_mm(depth))
+        lo, hi = np.percentile(depth, [2, 98])  # the colour map by hand: magma over the 2..98th percentile
+        lut = (colormaps["magma"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+        want = lut[(np.clip((depth - np.float32(lo)) / np.float32(max(hi - lo, 1e-3)), 0, 1) * 255).astype(int)]
+        got = np.asarray(Image.open(tmp_path / "threads" / "color" / f"{stem}.png"))
+        np.testing.assert_array_equal(got[:, :depth.shape[1]], want)  # (the colour bar is to the right)
+    assert not [n for n in os.listdir(tmp_path / "threads" / "depth") if n.startswith(".")]  # no temp left
+    # every zlib level: other bytes, the same pixels
+    assert call_main(predict, *args, "--out", str(tmp_path / "stored"), "--png_level", "0") == 0
+    for name in ("depth/a.png", "color/b.png", "side_by_side/f.png"):
+        stored = (tmp_path / "stored" / name).read_bytes()
+        assert len(stored) > len(threads[name])
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "stored" / name)),
+                                      np.asarray(Image.open(tmp_path / "threads" / name)))
+
+
+def test_ply_per_image_and_no_colour_maps_with_nocolor(models, tmp_path):
+    src = _folder(tmp_path)
+    out = tmp_path / "out"
+    k = (500.0, 480.0, 330.0, 250.0)
+    assert call_main(predict, "--tflite", models[1], "--input", str(src), "--out", str(out), "--nocolor", "--ply",
+                     "--intrinsics", ",".join(map(str, k))) == 0
+    assert sorted(os.listdir(out)) == ["depth", "ply"]  # no colour maps
+    assert sorted(os.listdir(out / "ply")) == ["a.ply", "b.ply", "c_gray.ply", "d.ply", "f.ply"]
+    img = np.asarray(Image.open(src / "a.png"))
+    header, v = read_ply((out / "ply" / "a.ply").read_bytes())
+    assert len(v) == 480 * 640 and "element vertex 307200" in header
+    np.testing.assert_array_equal(np.stack([v["red"], v["green"], v["blue"]], -1), img.reshape(-1, 3))
+    depth_mm = np.asarray(Image.open(out / "depth" / "a.png"), np.float64)
+    np.testing.assert_allclose(v["z"], depth_mm.ravel() / 1000.0, atol=0.5e-3 + 1e-6)  # PNG: whole millimetres
+    vv, uu = np.divmod(np.arange(len(v)), 640)
+    np.testing.assert_allclose(v["x"], (uu - k[2]) * v["z"] / k[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v["y"], (vv - k[3]) * v["z"] / k[1], rtol=1e-5, atol=1e-6)
+    gray = read_ply((out / "ply" / "c_gray.ply").read_bytes())[1]
+    assert len(gray) == 240 * 320 and (gray["red"] == gray["blue"]).all()  # replicated to RGB
+
+
+def test_ply_default_intrinsics_are_the_mai_camera_at_the_frame_size(models, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_image(240, 320)).save(src / "half.png")
+    out = tmp_path / "out"
+    assert call_main(predict, "--tflite", models[1], "--input", str(src / "half.png"), "--out", str(out),
+                     "--ply", "--nocolor") == 0
+    v = read_ply((out / "ply" / "half.ply").read_bytes())[1]
+    fx, fy, cx, cy = default_intrinsics((240, 320))
+    points, _ = litedepth_tf.load(models[1]).point_cloud(np.asarray(Image.open(src / "half.png")))
+    np.testing.assert_array_equal(np.stack([v["x"], v["y"], v["z"]], -1), points)
+    vv, uu = np.divmod(np.arange(len(v)), 320)
+    np.testing.assert_allclose(v["x"], (uu - cx) * v["z"] / fx, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_intrinsics_and_workers_are_usage_errors(models, tmp_path, capsys):
+    img = tmp_path / "x.png"
+    Image.fromarray(_image(48, 64)).save(img)
+    base = ["--tflite", models[1], "--input", str(img), "--out", str(tmp_path / "o")]
+    assert call_main(predict, *base, "--ply", "--intrinsics", "500,500,320") == 2
+    assert "--intrinsics" in capsys.readouterr().err
+    assert call_main(predict, *base, "--workers", "-1") == 2
+    assert "--workers" in capsys.readouterr().err
+    assert call_main(predict, *base, "--png_level", "10") == 2
+    assert "--png_level" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_exif_orientation_is_applied(models, tmp_path, capsys):
+    src = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 60 wide x 40 high, shown rotated by 90 degrees: 40 wide x 60 high
+    Image.fromarray(_image(40, 60)).save(src, exif=exif, quality=95)
+    out = tmp_path / "out"
+    assert call_main(predict, "--tflite", models[1], "--input", str(src), "--out", str(out), "--nocolor") == 0
+    assert _png_size(out / "depth" / "rotated.png") == (60, 40)
+    assert f"note: {src}: EXIF orientation applied" in capsys.readouterr().out

@@ -138,6 +138,19 @@ def test_compact_tensor_names_changes_nothing_but_names(deploy, tmp_path):
     assert a.interpreter.get_signature_list() == b.interpreter.get_signature_list()
 
 
+def test_int8_gpu_delegate_verdicts(exported):
+    """The int8 export's final upsampling pads SYMMETRIC (MIRROR_PAD), which the GPU delegate lacks; with
+    --upsample resize the int8 model is GPU-compatible (at the int8 RESIZE_BILINEAR's CPU cost)."""
+    from litedepth_tf.tflite.gpu_check import check_gpu_compatibility
+
+    for io in ("float32", "uint8"):
+        report = check_gpu_compatibility(exported[io])
+        assert [r["op"] for r in report.incompatible] == ["MIRROR_PAD"], report.incompatible
+        assert "Only Reflective padding" in report.incompatible[0]["reason"]
+    resize = check_gpu_compatibility(exported["resize"])
+    assert resize.compatible and {"QUANTIZE", "DEQUANTIZE", "RESIZE_BILINEAR"} <= {r["op"] for r in resize.ops}
+
+
 def test_int8_needs_calibration(deploy, tmp_path):
     with pytest.raises(ValueError, match="representative_images"):
         export_tflite(deploy, str(tmp_path / "x.tflite"), "int8")
@@ -172,6 +185,11 @@ def test_quant_report_cli(root, tmp_path):
     table = format_report(report)
     assert "| int8 |" in table and "quant_report.json" in proc.stdout
     assert "| int8 |" in proc.stdout
+    for q, row in report["rows"].items():  # every export has its card, with these metrics as its evaluation
+        card = json.load(open(os.path.splitext(row["path"])[0] + ".card.json"))
+        assert card["model"]["quantization"] == q and card["evaluation"]["metrics"] == row["metrics"]
+        assert card["evaluation"]["n_images"] == 2 and card["training"]["weights"] == weights
+        assert card["gpu_delegate"]["compatible"] == row["gpu_delegate_compatible"] == (q != "int8")
 
 
 def test_quant_report_names_a_missing_split(root, tmp_path):

@@ -4,7 +4,7 @@ import os
 import keras
 import pytest
 
-from litedepth_tf.tflite.benchmark import benchmark_model, format_table
+from litedepth_tf.tflite.benchmark import PAPER_TABLE2, benchmark_model, format_table, format_table2
 from litedepth_tf.models.fastdepth import build_fastdepth
 from litedepth_tf.models.complexity import count_macs
 from tests.helpers import run_command
@@ -35,6 +35,14 @@ def test_benchmark_row_and_table(tmp_path):
     assert 0 < row["latency_1t_median_ms"] <= row["latency_1t_p90_ms"]
     table = format_table([row], threads=(1,))
     assert "| tiny | fp32 | 480x640 | 0.000 |" in table
+    assert row["latency_1t_mean_ms"] > 0 and row["latency_1t_std_ms"] >= 0  # the paper's Table 2 units
+    t2 = format_table2([dict(row, model="litedepth_student")], threads=(1,)).splitlines()
+    assert t2[0] == "| SoC / machine | device | model | threads | Average/ms | STD/ms |"
+    assert t2[2] == (f"| this host | host CPU (LiteRT XNNPACK) | fp32 | 1 | {row['latency_1t_mean_ms']:.2f} | "
+                     f"{row['latency_1t_std_ms']:.2f} |")
+    assert t2[3:] == [f"| {soc} (paper, Table 2) | {dev} | paper model | - | {a:.2f} | {sd:.2f} |"
+                      for soc, dev, a, sd in PAPER_TABLE2] and len(PAPER_TABLE2) == 4
+    assert len(format_table2([row], threads=(1,)).splitlines()) == 2 + 4  # other models are not Table 2 rows
 
 
 @pytest.mark.slow
