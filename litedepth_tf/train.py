@@ -258,10 +258,10 @@ def run(f) -> dict:
     chief = is_chief(strategy)
     # one run per folder (each worker of a multi-worker run locks its own: the chief run_dir, worker k .workerK)
     with RunLock(f.run_dir if chief else os.path.join(f.run_dir, f".worker{worker_id(strategy)}")):
-        return _train(f, strategy, chief, bad_samples)
+        return _train(f, strategy, chief, bad_samples, preset, train_split, val_split)
 
 
-def _train(f, strategy, chief, bad_samples) -> dict:
+def _train(f, strategy, chief, bad_samples, preset, train_split, val_split) -> dict:
     os.makedirs(f.run_dir, exist_ok=True)
     if chief:  # also proves the run directory is writable before any work starts
         fsutil.atomic_write_text(os.path.join(f.run_dir, "flags.txt"), f.flags_into_string())
