@@ -55,7 +55,7 @@ from absl import flags, logging
 
 import litedepth_tf
 from litedepth_tf.common import cli
-from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH
+from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH
 from litedepth_tf.common.sizes import network_size, parse_hw
 from litedepth_tf.data import datasets
 from litedepth_tf.evaluation.quant_report import format_report, quant_report
@@ -180,7 +180,8 @@ def main(argv):
                                  upsample=resolve_upsample(FLAGS.upsample, FLAGS.quant),
                                  merge_normalization=FLAGS.merge_normalization, parity=parity,
                                  gpu=gpu["report"].summary(), evaluation=evaluation,
-                                 created_by="export/export_tflite.py", version=litedepth_tf.__version__)
+                                 created_by="export/export_tflite.py", version=litedepth_tf.__version__,
+                                 max_depth=getattr(model, "depth_range", MAX_DEPTH))
     print(f"wrote {model_card.write_card(path, card)} (model card)")
     return cli.EXIT_OK
 

@@ -9,6 +9,7 @@ import litedepth_tf
 from litedepth_tf.data import datasets
 from litedepth_tf.models.student import build_deploy_model, build_student
 from litedepth_tf.models.upsample import apply_upsample, upsample_factors_ok
+from litedepth_tf.tflite.model_card import build_card
 from litedepth_tf.tflite.parity import parity_inputs, run_export_parity_test
 from litedepth_tf.tflite.runtime import TFLiteModel
 from tests.helpers import make_depth_nontrivial, random_student, randomize_batchnorm
@@ -42,7 +43,10 @@ def test_tflite_parity_and_signature(exported):
     assert deploy.depth_range == 80.0  # the head's range scales the tolerance: float rounding scales with it
     assert report.tolerance == pytest.approx(1e-4 * max(2.0, peak / 40.0))
     assert report.max_abs_diff < report.tolerance and report.num_inputs >= 3
-    assert TFLiteModel(path, expected_size=KITTI).frame_size == KITTI
+    tfl = TFLiteModel(path, expected_size=KITTI)
+    assert tfl.frame_size == KITTI
+    card = build_card(path, tfl.input, tfl.output, "fp32", max_depth=deploy.depth_range)
+    assert card["output"]["valid_range"] == [1e-3, 80.0] and card["input"]["shape"] == [1, 352, 1216, 3]
     with pytest.raises(ValueError, match=r"kitti_fp32\.tflite.*input shape \(1, 352, 1216, 3\).*\(1, 480, 640, 3\)"):
         TFLiteModel(path)  # a 480x640 user is told, not fed a wrong-sized frame
 
