@@ -10,6 +10,14 @@
 The target is pipeline >= 3x train step. If ``--data_root`` has no data, a small synthetic set is generated there
 (``litedepth_tf.data.synthetic.ensure_synthetic``). Numbers depend on the machine and its load: the JSON records
 the CPU count and load average.
+
+Per data set preset: ``--dataset mai2022,nyu,kitti,diode`` measures each preset's training pipeline (its
+decoding: NYU JPEG + PNG16, KITTI PNG + sparse PNG16 with the 352x1216 crop cut in the graph, DIODE converted
+PNGs at 768x1024; its R-crop sizes) and train step (at its crops' network sizes). mai2022 reads ``--data_root``;
+the others read small fixtures in their real format (`litedepth_tf.data.fixtures`, ``--gen_train`` frames,
+written once under ``--fixture_dir``).
+
+    python export/benchmark_pipeline.py --dataset mai2022,nyu,kitti,diode --notrain_step
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from absl import flags
 
 from litedepth_tf.common import cli
 from litedepth_tf.common.files import atomic_write_text
+from litedepth_tf.data import datasets, fixtures
 from litedepth_tf.data.augment import CROP_SIZES, image_size_for_crop
 from litedepth_tf.data.pipeline import make_dataset
 from litedepth_tf.data.synthetic import ensure_synthetic
@@ -54,8 +63,9 @@ def silog_loss(pred, depth, variance_focus=0.85):
     return 10.0 * tf.sqrt(tf.maximum(tf.reduce_sum(g * g) / n - variance_focus * m * m, 1e-12))
 
 
-def train_step_images_per_second(batch_size=16, steps=5, warmup=1, crop_sizes=CROP_SIZES):
-    """Student train-step throughput; returns (mean images/s, {crop: images/s})."""
+def train_step_images_per_second(batch_size=16, steps=5, warmup=1, crop_sizes=CROP_SIZES, image_sizes=None):
+    """Student train-step throughput; returns (mean images/s, {crop: images/s}). ``image_sizes``: the network
+    input of each crop (default: the 480x640 -> 128x160 scale)."""
     model = build_student()
     opt = keras.optimizers.Adam(1e-4)
 
@@ -69,8 +79,8 @@ def train_step_images_per_second(batch_size=16, steps=5, warmup=1, crop_sizes=CR
 
     per_size, total_t, total_n = {}, 0.0, 0
     rng = tf.random.Generator.from_seed(0)
-    for ch, cw in crop_sizes:
-        ih, iw = image_size_for_crop(ch, cw)
+    for j, (ch, cw) in enumerate(crop_sizes):
+        ih, iw = image_size_for_crop(ch, cw) if image_sizes is None else image_sizes[j]
         image = rng.uniform([batch_size, ih, iw, 3], 0, 255)
         depth = rng.uniform([batch_size, ch, cw, 1], 0.5, 40.0)
         for _ in range(warmup):
@@ -97,11 +107,68 @@ def define_flags(fv=None):
     flags.DEFINE_bool("train_step", True, "Also time the train step (--notrain_step skips it).", **d)
     flags.DEFINE_bool("cache_in_memory", False, "Decode the frames once into memory, as flags/demo.cfg does.", **d)
     flags.DEFINE_string("out", "artifacts/benchmark_pipeline.json", "Where to write the JSON results.", **d)
+    flags.DEFINE_list("dataset", None, "Data set presets to measure (mai2022,nyu,kitti,diode); default: the MAI "
+                      "layout of --data_root only.", **d)
+    flags.DEFINE_string("fixture_dir", "artifacts/fixtures", "Where the other presets' fixtures are written once.",
+                        **d)
     return fv
+
+
+def preset_fixture(name, fixture_dir, n):
+    """(data_root, split, split_file) of preset ``name``'s fixture with ``n`` frames (written if missing)."""
+    root = os.path.join(fixture_dir, f"{name}_{n}")
+    stamp = os.path.join(root, ".complete")
+    if not os.path.exists(stamp):
+        info = fixtures.write_fixture(name, root, n)
+        atomic_write_text(stamp, json.dumps(info))
+    with open(stamp) as f:
+        info = json.load(f)
+    return info["data_root"], info["split"], info["split_file"]
+
+
+def benchmark_presets(a):
+    """{preset: {pipeline / train-step images/s, fixture, sizes}} for --dataset."""
+    out = {}
+    for name in a.dataset:
+        preset = datasets.get_preset(name)
+        if name == datasets.MAI2022.name:
+            root, split, split_file = a.data_root, a.split, None
+            if not os.path.isdir(os.path.join(root, split, "rgb")):
+                ensure_synthetic(root, a.gen_train, max(1, a.gen_train // 4))
+            fixture = f"{root}/{split} (MAI layout)"
+        else:
+            root, split, split_file = preset_fixture(name, a.fixture_dir, a.gen_train)
+            fixture = f"{a.gen_train} synthetic frames in the {name} format ({split_file or os.path.join(root, split)})"
+        row = dict(fixture=fixture, frame_size=list(preset.frame_size), net_size=list(preset.net_size),
+                   crop_sizes=[list(c) for c in preset.crop_sizes])
+        row["pipeline_images_per_second"] = pipeline_images_per_second(
+            root, a.batch_size, a.steps, split=split, split_file=split_file, dataset=preset,
+            cache_in_memory=a.cache_in_memory)
+        print(f"{name:>8} pipeline:   {row['pipeline_images_per_second']:8.1f} images/s (frame "
+              f"{preset.frame_size[0]}x{preset.frame_size[1]}, batch {a.batch_size}; {fixture})")
+        if a.train_step:
+            mean, per_size = train_step_images_per_second(a.batch_size, a.train_steps, crop_sizes=preset.crop_sizes,
+                                                          image_sizes=preset.crop_network_sizes)
+            row["train_step_images_per_second"], row["train_step_images_per_second_by_crop"] = mean, per_size
+            row["pipeline_over_train_step"] = row["pipeline_images_per_second"] / mean
+            print(f"{name:>8} train step: {mean:8.1f} images/s (" + ", ".join(f"{k}: {v:.1f}"
+                                                                          for k, v in per_size.items()) + ")")
+        out[name] = row
+    return out
 
 
 def main(argv, fv=None):
     a = flags.FLAGS if fv is None else fv
+    if a.dataset:
+        unknown = [n for n in a.dataset if n not in datasets.PRESETS or n == datasets.FOLDER.name]
+        if unknown:
+            raise cli.InputError(f"--dataset: {', '.join(unknown)} (measurable presets: mai2022, nyu, kitti, diode)")
+        res = dict(batch_size=a.batch_size, steps=a.steps, cpu_count=os.cpu_count(), loadavg=list(os.getloadavg()),
+                   cache_in_memory=a.cache_in_memory, presets=benchmark_presets(a))
+        if a.out:
+            atomic_write_text(a.out, json.dumps(res, indent=2))
+            print(f"wrote {a.out}")
+        return cli.EXIT_OK
     root = a.data_root
     if not os.path.isdir(os.path.join(root, a.split, "rgb")):
         print(f"no data under {root}/{a.split}: generating {a.gen_train} synthetic frames")

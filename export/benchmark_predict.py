@@ -22,7 +22,6 @@ the weights).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -146,7 +145,7 @@ def main(argv):
     net_fps = 1000.0 / net_ms
     print(f"\nnetwork alone ({FLAGS.threads} thread(s)): {net_ms:.2f} ms/frame = {net_fps:.1f} frames/s "
           f"(before {net_before['mean_ms']:.2f} ms, after {net_after['mean_ms']:.2f} ms)")
-    print(f"| variant | predict args | network alone (frames/s) | predict end to end (frames/s) | ratio |")
+    print("| variant | predict args | network alone (frames/s) | predict end to end (frames/s) | ratio |")
     print("|---|---|---|---|---|")
     for r in results:
         r["ratio"] = r["frames_per_s"] / net_fps

@@ -19,6 +19,14 @@ pipeline; --int8_io uint8 for uint8 input/output tensors):
 --upsample: the deploy graph's final 32x40 -> 480x640 resize is exported as an exact 3x3 conv + pixel shuffle
 (`litedepth_tf.models.upsample`) for int8 by default (auto); `conv` does it for every mode, `resize` for none.
 
+Other frame sizes (the deploy graph [1,H,W,3] -> [1,H,W,1], the network at the paper's ratio rounded to /32):
+``--dataset kitti`` (its frame, 352x1216 -> network 96x320) or ``--input_size 352x1216``; ``--model student_80m``
+for weights trained with the 80 m head (flags/kitti.cfg). int8 calibration then reads ``--data_root`` through the
+dataset preset (``--calib_split`` or ``--calib_split_file``).
+
+    python export/export_tflite.py --weights runs/kitti/best.weights.h5 --model student_80m --dataset kitti \
+        --out artifacts/litedepth_kitti_fp32.tflite
+
 After every export (all in one run, before the model card is written):
 * the GPU delegate check (`litedepth_tf.tflite.gpu_check`: TensorFlow's model analyzer + the delegate's own op
   rules), printed as a compact op report; `--require_gpu_compatible` makes an op that would fall back to the CPU an
@@ -47,6 +55,9 @@ from absl import flags, logging
 
 import litedepth_tf
 from litedepth_tf.common import cli
+from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH
+from litedepth_tf.common.sizes import network_size, parse_hw
+from litedepth_tf.data import datasets
 from litedepth_tf.evaluation.quant_report import format_report, quant_report
 from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
 from litedepth_tf.tflite import gpu_check, model_card
@@ -74,6 +85,27 @@ flags.DEFINE_integer("report_images", 0, "Report: number of evaluation images (0
 flags.DEFINE_string("report_dir", None, "Report: folder for the three .tflite files and quant_report.json "
                     "(default: the folder of --out).")
 flags.DEFINE_integer("report_runs", 50, "Report: timed runs for the 1-thread latency.")
+flags.DEFINE_string("model", "student", "Model preset of --weights (student, student_80m).")
+flags.DEFINE_enum("dataset", None, list(datasets.PRESETS), "Export at this data set's frame size (e.g. kitti: "
+                  "352x1216); int8 calibration reads --data_root through it.")
+flags.DEFINE_string("input_size", None, "Export at this frame size HxW (e.g. 352x1216; default 480x640 or the "
+                    "--dataset's).")
+flags.DEFINE_string("calib_split_file", None, "int8 only: calibration samples from this split list (with --dataset).")
+
+
+def frame_size_from_flags():
+    """(H, W) of the exported graph: --input_size, else the --dataset's frame, else 480x640."""
+    if FLAGS.input_size:
+        try:
+            return parse_hw(FLAGS.input_size)
+        except ValueError as err:
+            raise cli.InputError(str(err)) from None
+    if FLAGS.dataset:
+        preset = datasets.get_preset(FLAGS.dataset)
+        if preset.frame_size is None:
+            raise cli.InputError(f"--dataset={FLAGS.dataset} has no fixed frame size: give --input_size HxW")
+        return preset.frame_size
+    return INPUT_HEIGHT, INPUT_WIDTH
 flags.DEFINE_bool("require_gpu_compatible", False, "Fail (exit 1, nothing written) when an op would fall back from "
                   "the LiteRT GPU delegate to the CPU.")
 flags.DEFINE_string("eval_report", None, "An `evaluate --out` report of --weights or --out: its metrics and data set "
@@ -98,13 +130,21 @@ def main(argv):
     evaluation = None
     if FLAGS.eval_report:  # read first: a wrong report is an input error before the (slow) export
         evaluation = model_card.evaluation_entry(FLAGS.eval_report, allowed_models=(FLAGS.weights, FLAGS.out))
-    model = apply_upsample(build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization), FLAGS.quant,
-                           FLAGS.upsample)
+    frame = frame_size_from_flags()
+    try:
+        deploy = build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization, frame, FLAGS.model)
+    except ValueError as err:
+        raise cli.InputError(str(err)) from None
+    model = apply_upsample(deploy, FLAGS.quant, FLAGS.upsample)
     representative = None
     if FLAGS.quant == "int8":
         if not FLAGS.data_root:
             raise cli.InputError("--quant=int8 needs --data_root (calibration images come from the data pipeline)")
-        representative = representative_images(FLAGS.data_root, FLAGS.calib_split, FLAGS.calib_images)
+        data_kw = {}
+        if FLAGS.dataset or FLAGS.calib_split_file:
+            data_kw = dict(dataset=FLAGS.dataset, split_file=FLAGS.calib_split_file)
+        representative = representative_images(FLAGS.data_root, None if FLAGS.calib_split_file else FLAGS.calib_split,
+                                               FLAGS.calib_images, **data_kw)
 
     gpu = {}
 
@@ -122,7 +162,9 @@ def main(argv):
     except gpu_check.GpuIncompatibleError as err:
         print(f"error: {err}", file=sys.stderr)
         return cli.EXIT_FAILED
-    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.3f} MB, {FLAGS.quant})")
+    net = network_size(frame)
+    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.3f} MB, {FLAGS.quant}; [1,{frame[0]},{frame[1]},3] -> "
+          f"[1,{frame[0]},{frame[1]},1], network {net[0]}x{net[1]})")
     parity = None
     if FLAGS.parity and FLAGS.int8_io == "float32":
         inputs = None
@@ -138,7 +180,8 @@ def main(argv):
                                  upsample=resolve_upsample(FLAGS.upsample, FLAGS.quant),
                                  merge_normalization=FLAGS.merge_normalization, parity=parity,
                                  gpu=gpu["report"].summary(), evaluation=evaluation,
-                                 created_by="export/export_tflite.py", version=litedepth_tf.__version__)
+                                 created_by="export/export_tflite.py", version=litedepth_tf.__version__,
+                                 max_depth=getattr(model, "depth_range", MAX_DEPTH))
     print(f"wrote {model_card.write_card(path, card)} (model card)")
     return cli.EXIT_OK
 

@@ -22,6 +22,10 @@ it: a card that contradicts the file (another input size, dtype, quantisation, o
 `ModelCardError` (a ValueError) naming both; the card is `DepthModel.card` (None without one).
 Loading a `.tflite` model does not import TensorFlow.
 
+Other frame sizes (models trained or exported for another data set, e.g. KITTI 352x1216): ``load(path,
+input_size=(352, 1216))``; the network input is then that size (the `.tflite` signature must match) and the
+Keras deploy view runs the network at `common.sizes.network_size` of it (352x1216 -> 96x320).
+
 Point clouds: `model.point_cloud(image, intrinsics=None)` -> (points (N, 3) float32 metres in the camera frame,
 colours (N, 3) uint8), intrinsics `(fx, fy, cx, cy)` at the image's size (default: the MAI camera scaled to it;
 `litedepth_tf.common.pointcloud`).
@@ -107,14 +111,16 @@ def _resize_float(a: np.ndarray, hw) -> np.ndarray:
     return np.stack([_resize_float(a[..., c], hw) for c in range(a.shape[-1])], axis=-1)
 
 
-def prepare_image(image) -> PreparedImage:
-    """Image array (any size / channels / dtype) -> the network's [1, 480, 640, 3] float32 input.
-    At 480x640 the input is a view of `rgb` (no copy: the interpreter copies it in)."""
+def prepare_image(image, size=NET_HW) -> PreparedImage:
+    """Image array (any size / channels / dtype) -> the network's [1, H, W, 3] float32 input, (H, W) = ``size``
+    (480x640 by default). At that size already, the input is a view of `rgb` (no copy: the interpreter copies it
+    in)."""
     rgb, notes = to_rgb(image)
-    if rgb.shape[:2] == NET_HW:
+    size = tuple(int(v) for v in size)
+    if rgb.shape[:2] == size:
         x = rgb  # to_rgb output is float32 in 0..255 already
     else:
-        x = np.clip(_resize_float(rgb, NET_HW), 0.0, 255.0).astype(np.float32, copy=False)
+        x = np.clip(_resize_float(rgb, size), 0.0, 255.0).astype(np.float32, copy=False)
     return PreparedImage(x[None], tuple(rgb.shape[:2]), rgb, notes)
 
 
@@ -138,27 +144,29 @@ def model_kind(path) -> str:
 class DepthModel:
     """A loaded depth model; see `load`."""
 
-    def __init__(self, path, model: str = "student", num_threads: int | None = None):
+    def __init__(self, path, model: str = "student", num_threads: int | None = None, input_size=None):
         self.path = os.fspath(path)
         self.kind = model_kind(self.path)
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"model file not found: {self.path!r}")
         self.preset = model
+        self.input_size = NET_HW if input_size is None else tuple(int(v) for v in input_size)
         self._last_latency_ms = float("nan")
         self.card = None
         if self.kind == "tflite":
-            self._tflite = TFLiteModel(self.path, num_threads=num_threads)
+            self._tflite = TFLiteModel(self.path, num_threads=num_threads,
+                                       expected_size=None if input_size is None else self.input_size)
             self.card = check_card(self.path, self._tflite.input, self._tflite.output)
             self._run = self._tflite.predict
         else:
-            self._run = _keras_runner(self.path, model)
+            self._run = _keras_runner(self.path, model, self.input_size)
 
     def predict_network(self, x: np.ndarray) -> np.ndarray:
-        """[1, 480, 640, 3] float32 raw 0..255 -> [480, 640] float32 metres (the bare network)."""
+        """[1, H, W, 3] float32 raw 0..255 -> [H, W] float32 metres (the bare network; (H, W) = input_size)."""
         t0 = time.perf_counter()
         y = np.asarray(self._run(np.asarray(x, np.float32)), np.float32)
         self._last_latency_ms = (time.perf_counter() - t0) * 1e3
-        return y.reshape(NET_HW)
+        return y.reshape(self.input_size)
 
     @property
     def last_latency_ms(self) -> float:
@@ -167,7 +175,7 @@ class DepthModel:
 
     def predict(self, image, return_notes: bool = False):
         """HxWx3 (or gray / RGBA / 16-bit / float) image -> HxW float32 depth in metres at the image's size."""
-        prep = prepare_image(image)
+        prep = prepare_image(image, self.input_size)
         depth = restore_size(self.predict_network(prep.network_input), prep.size)
         return (depth, prep.notes) if return_notes else depth
 
@@ -175,7 +183,7 @@ class DepthModel:
         """Image -> (points (N, 3) float32, colours (N, 3) uint8): the predicted depth back-projected with
         `intrinsics` (fx, fy, cx, cy) at the image's own size (None: the MAI camera scaled to it), one point per
         pixel, coloured by the image (camera frame x right, y down, z forward, metres)."""
-        prep = prepare_image(image)
+        prep = prepare_image(image, self.input_size)
         depth = restore_size(self.predict_network(prep.network_input), prep.size)
         return backproject(depth, default_intrinsics(prep.size) if intrinsics is None else intrinsics, prep.rgb)
 
@@ -183,7 +191,7 @@ class DepthModel:
         return f"DepthModel({self.path!r}, kind={self.kind!r})"
 
 
-def _keras_runner(path, preset):
+def _keras_runner(path, preset, input_size=NET_HW):
     # TensorFlow only for Keras weights: a .tflite model runs on ai_edge_litert alone (edge hosts without TF).
     import tensorflow as tf
 
@@ -191,11 +199,13 @@ def _keras_runner(path, preset):
     from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
 
     train_view = build_model(preset, weights=path)
-    deploy = build_deploy_model(train_view, merge_normalization=can_merge_normalization(train_view))
+    deploy = build_deploy_model(train_view, merge_normalization=can_merge_normalization(train_view),
+                                frame_size=input_size)
     fn = tf.function(lambda x: deploy(x, training=False), reduce_retracing=True)
     return lambda x: fn(tf.constant(x)).numpy()
 
 
-def load(path, model: str = "student", num_threads: int | None = None) -> DepthModel:
-    """Loads `.tflite` (LiteRT, `num_threads`) or `.weights.h5` (Keras, preset `model`) -> `DepthModel`."""
-    return DepthModel(path, model=model, num_threads=num_threads)
+def load(path, model: str = "student", num_threads: int | None = None, input_size=None) -> DepthModel:
+    """Loads `.tflite` (LiteRT, `num_threads`) or `.weights.h5` (Keras, preset `model`) -> `DepthModel`;
+    ``input_size`` (H, W): the network input of a model made for another frame size (default 480x640)."""
+    return DepthModel(path, model=model, num_threads=num_threads, input_size=input_size)

@@ -9,6 +9,14 @@ full decodability, equal sizes (and ``--size``), valid-pixel fraction (0 < depth
 all-invalid depth map is an error, below ``--min_valid`` a warning) and depth range. Prints a summary table per
 split, then every problem; exit 1 naming all bad files if any, 2 if the folder is not a data set, else 0.
 Library: `litedepth_tf.data.check`.
+
+Other data sets: ``--dataset nyu|kitti|diode|folder`` (`litedepth_tf.data.datasets`; default mai2022) checks the
+preset's layout (or ``--split_file``) with its depth scale, frame size (KITTI: at least the 352x1216 crop), valid
+range and valid-fraction warning level (KITTI's ~5 % LiDAR ground truth is sparse, not invalid), and checks that
+each split's depth values are plausible for the scale: e.g. KITTI (x256) read with ``--depth_scale=1000`` is an
+error that names the likely right scale.
+
+    python -m litedepth_tf.data_check --dataset kitti --data_root kitti --split_file kitti_eigen_test.txt
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from absl import flags
 
 from litedepth_tf.common import cli
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH
+from litedepth_tf.data import datasets
 from litedepth_tf.data.check import check_dataset, format_table
 
 
@@ -27,11 +36,14 @@ def define_flags(fv=None):
     d = dict(flag_values=fv)
     flags.DEFINE_string("data_root", None, "Data set folder (ROOT/<split>/{rgb,depth}/*.png).", **d)
     flags.DEFINE_list("splits", None, "Split folders to check (default: every one with rgb/ and depth/).", **d)
-    flags.DEFINE_string("size", f"{INPUT_HEIGHT}x{INPUT_WIDTH}", "Expected frame size HxW, or 'any'.", **d)
-    flags.DEFINE_float("max_depth", MAX_DEPTH, "Depth beyond this (metres) counts as invalid.", **d)
-    flags.DEFINE_float("min_valid", 0.01, "Warn below this valid-pixel fraction.", **d)
+    flags.DEFINE_string("size", None, f"Expected frame size HxW, or 'any' (default: the dataset's; mai2022 "
+                        f"{INPUT_HEIGHT}x{INPUT_WIDTH}).", **d)
+    flags.DEFINE_float("min_valid", None, "Warn below this valid-pixel fraction (default: the dataset's; 0.01, "
+                       "kitti 0.005).", **d)
     flags.DEFINE_integer("workers", 2, "Threads decoding files.", **d)
     flags.DEFINE_bool("progress", True, "Show a progress bar.", **d)
+    datasets.define_dataset_flags(fv, "Check the samples of this split list (rgb depth [focal] per line) instead of the "
+                         "split folders.")
     return fv
 
 
@@ -51,10 +63,19 @@ def main(argv, fv=None):
         raise cli.InputError("--data_root is required (the data set folder)")
     if not os.path.isdir(fv.data_root):
         raise cli.InputError(f"--data_root {fv.data_root} is not a directory")
-    report = check_dataset(fv.data_root, fv.splits, parse_size(fv.size), fv.max_depth, fv.min_valid, fv.workers,
-                           fv.progress)
+    preset = datasets.preset_from_flags(fv)
+    size = "preset" if fv.size is None else parse_size(fv.size)
+    if preset.name == datasets.MAI2022.name and not fv.split_file:  # the MAI layout, checked as it always was
+        report = check_dataset(fv.data_root, fv.splits, (INPUT_HEIGHT, INPUT_WIDTH) if size == "preset" else size,
+                               MAX_DEPTH if fv.max_depth is None else fv.max_depth,
+                               0.01 if fv.min_valid is None else fv.min_valid, fv.workers, fv.progress)
+    else:
+        report = datasets.check_dataset(preset, fv.data_root, fv.splits, fv.split_file, size, fv.min_valid,
+                                        fv.workers, fv.progress)
     if not report:
         raise cli.InputError(f"no split with rgb/ and depth/ under {fv.data_root}")
+    if all(e["pairs"] == 0 and e["errors"] for e in report.values()) and preset.name != datasets.MAI2022.name:
+        raise cli.InputError("; ".join(e["errors"][0] for e in report.values()))
     print(format_table(report))
     for e in report.values():
         for w in e["warnings"]:
@@ -66,7 +87,9 @@ def main(argv, fv=None):
     if bad:
         print(f"FAILED: {len(bad)} bad file(s):\n" + "\n".join(f"  {f}" for f in bad))
         return cli.EXIT_FAILED
-    print(f"OK: {sum(e['pairs'] for e in report.values())} pairs checked")
+    none = sum(e.get("skipped_none", 0) for e in report.values())
+    print(f"OK: {sum(e['pairs'] for e in report.values())} pairs checked"
+          + (f" ({none} split-file line(s) without ground truth skipped)" if none else ""))
     return cli.EXIT_OK
 
 

@@ -77,6 +77,7 @@ from litedepth_tf.common.files import (
 from litedepth_tf.common.images import depth_to_mm, fast_png_bytes
 from litedepth_tf.common.pointcloud import backproject, default_intrinsics, parse_intrinsics, ply_bytes
 from litedepth_tf.common.progress import progress_bar
+from litedepth_tf.data import datasets
 from litedepth_tf.data.check import read_png_header
 from litedepth_tf.tflite.model_card import card_path, describe
 
@@ -345,9 +346,13 @@ class Predictor:
                 fsync_dir(folder)
         return done
 
+    def _prepare(self, image):
+        """The network input at the model's frame size (480x640, or e.g. KITTI's 352x1216 with --dataset)."""
+        return prepare_image(image, getattr(self.model, "input_size", (480, 640)))
+
     def _read(self, path):
         arr, notes = read_image(path)
-        prep = prepare_image(arr)
+        prep = self._prepare(arr)
         return prep, notes + prep.notes
 
     # -------------------------------------------------------------------- images
@@ -461,7 +466,7 @@ class Predictor:
         if self.with_side_by_side:
             names.append(os.path.join(self.out, f"{stem}_side_by_side.mp4"))
         written, count, rng = [], 0, None
-        source = _Prefetch(frames, prepare_image) if self.workers else map(prepare_image, frames)
+        source = _Prefetch(frames, self._prepare) if self.workers else map(self._prepare, frames)
         with _VideoWriters(names, fps, atomic_path) as writers, _pools(1) as (sink,):
             bar = progress_bar(total=total, desc=os.path.basename(path), unit="frame")
             pending = collections.deque()
@@ -586,6 +591,9 @@ def define_flags(fv=None):
     flags.DEFINE_float("fps", None, "Output video frame rate (default: the input's).", **d)
     flags.DEFINE_bool("save_frames", False, "Videos: also write every frame's PNGs.", **d)
     flags.DEFINE_integer("threads", None, ".tflite interpreter threads.", **d)
+    flags.DEFINE_enum("dataset", None, list(datasets.PRESETS), "The network input is this data set's frame size "
+                      "(e.g. kitti: 352x1216, for a model exported with export_tflite.py --dataset kitti).", **d)
+    flags.DEFINE_string("input_size", None, "The network input size HxW (default 480x640, or the --dataset's).", **d)
     flags.DEFINE_bool("color", True, "Write colour-mapped depth PNGs (OUT/color/; --nocolor: only the 16-bit depth "
                       "PNGs, the fastest). Videos are always colour-mapped.", **d)
     flags.DEFINE_bool("ply", False, "Also write a coloured point cloud per image / video frame (OUT/ply/<stem>.ply, "
@@ -598,6 +606,18 @@ def define_flags(fv=None):
     flags.DEFINE_integer("workers", None, "Reader threads and encoder threads (each) around the network (default: "
                          "the CPU count, at most 4); 0 = one file after another in one thread.", **d)
     return fv
+
+
+def input_size(fv):
+    """--input_size, else the --dataset's frame size, else None (480x640)."""
+    if fv.input_size:
+        return datasets.parse_size(fv.input_size, "--input_size")
+    if fv.dataset:
+        preset = datasets.get_preset(fv.dataset)
+        if preset.frame_size is None:
+            raise cli.InputError(f"--dataset={fv.dataset} has no fixed frame size: give --input_size HxW")
+        return preset.frame_size
+    return None
 
 
 def main(argv, fv=None) -> int:
@@ -624,7 +644,7 @@ def main(argv, fv=None) -> int:
     paths, skipped = list_inputs(fv.input)
     check_writable(fv.out, what="output folder")  # before the model is loaded, not at the first write
     try:
-        model = load(fv.weights or fv.tflite, model=fv.model, num_threads=fv.threads)
+        model = load(fv.weights or fv.tflite, model=fv.model, num_threads=fv.threads, input_size=input_size(fv))
     except ValueError as err:
         raise cli.InputError(str(err)) from err
     for s in skipped:

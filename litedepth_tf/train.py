@@ -15,6 +15,11 @@ Faults (docs/reliability.md): `--resume` falls back to the newest intact checkpo
 last complete checkpoint, exit 2; SIGTERM / SIGINT write a checkpoint at the current step and exit 128 + the signal
 (143 / 130) with a line saying so, and `--resume` continues from it.
 
+Other data sets: ``--dataset nyu|kitti|diode|folder`` (`data.datasets`; default mai2022) with ``--split_file`` /
+``--val_split_file`` (the toolboxes' ``rgb depth [focal]`` lists) or the preset's split folders; the preset gives
+the depth scale, frame size, intrinsics, valid range and R-crop sizes unless a flag overrides them
+(``flags/nyu.cfg``, ``flags/kitti.cfg``).
+
 Flags are grouped by the module they configure: data (`data.pipeline`), model (`models.presets`), loss
 (`training.losses` / `training.reweight`), optimizer (`training.schedules` + Keras optimizer) and run
 (`training.loop`). Every flag is validated before any
@@ -35,6 +40,7 @@ from absl import flags
 from litedepth_tf.common import cli
 from litedepth_tf.common import files as fsutil
 from litedepth_tf.common.runlock import RunLock
+from litedepth_tf.data import datasets
 from litedepth_tf.data import pipeline as input_pipeline
 from litedepth_tf.data.bad_samples import BadSampleCounter, bad_sample_error
 from litedepth_tf.models import presets as registry
@@ -59,14 +65,21 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     """Defines the training flags into `fv` (the global FLAGS by default; tests pass a fresh FlagValues)."""
     d = dict(flag_values=fv)
     # ---- data (litedepth_tf.data.pipeline) -----------------------------------------------------------------
-    flags.DEFINE_string("data_root", None, "Data set root: ROOT/<split>/{rgb,depth}/*.png (MAI layout).", **d)
-    flags.DEFINE_string("train_split", "train", "Training split folder under --data_root.", **d)
-    flags.DEFINE_string("val_split", "local_val", "Validation split folder ('' = no validation).", **d)
+    flags.DEFINE_string("data_root", None, "Data set root: ROOT/<split>/{rgb,depth}/*.png (MAI layout), or the "
+                        "--dataset's layout / the root of --split_file paths.", **d)
+    flags.DEFINE_string("train_split", None, "Training split folder under --data_root (default: the dataset's; "
+                        "mai2022: train).", **d)
+    flags.DEFINE_string("val_split", None, "Validation split folder ('' = no validation; default: the dataset's; "
+                        "mai2022: local_val).", **d)
     flags.DEFINE_integer("batch_size", 16, "Global batch size (split over replicas).", **d)
-    flags.DEFINE_list("crop_sizes", ["240x384", "360x512", "480x640"],
-                      "R-crop sizes HxW at the original 480x640 resolution (one drawn per batch).", **d)
-    flags.DEFINE_list("intrinsics", ["518.8579", "519.4696", "320.0", "240.0"],
-                      "Camera fx,fy,cx,cy of the stored frames in pixels (the VNL loss gets them scaled per crop).", **d)
+    flags.DEFINE_list("crop_sizes", None, "R-crop sizes HxW at the frame resolution (one drawn per batch; default: "
+                      "the dataset's, mai2022 240x384,360x512,480x640).", **d)
+    flags.DEFINE_list("intrinsics", None, "Camera fx,fy,cx,cy of the stored frames in pixels (the VNL loss gets them "
+                      "scaled per crop; KITTI: of the raw frames, shifted by its crop; a split-file focal replaces "
+                      "fx, fy for its sample; default: the dataset's).", **d)
+    datasets.define_dataset_flags(fv, "Training samples: a split list (rgb depth [focal] per line, paths relative "
+                                  "to --data_root, 'None' lines skipped) instead of --train_split.", intrinsics=False)
+    flags.DEFINE_string("val_split_file", None, "Validation samples as a split list (instead of --val_split).", **d)
     flags.DEFINE_integer("depth_stride", 1, "Loss targets on every n-th pixel of the R-crop's depth (1 = native crop "
                          "resolution, the paper; s = s^2 fewer loss pixels; the CPU demo uses 4).", lower_bound=1, **d)
     flags.DEFINE_bool("cache_in_memory", False, "Decode every training frame once into host memory (small sets).", **d)
@@ -146,10 +159,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
         flags.register_validator(name, lambda v: v is not None and v > 0, message=f"--{name} must be > 0", **d)
     flags.register_validator("warmup_ratio", lambda v: 0 < v <= 1, message="--warmup_ratio must be in (0, 1]", **d)
     flags.register_validator("si_lambda", lambda v: 0 <= v <= 1, message="--si_lambda must be in [0, 1]", **d)
-    flags.register_validator("crop_sizes", _valid_crops, message="--crop_sizes must be HxW pairs, e.g. 240x384, "
-                             "each at most 480x640 with H*128/480 and W*160/640 divisible by 32... see "
-                             "litedepth_tf.data.augment.CROP_SIZES", **d)
-    flags.register_validator("intrinsics", lambda v: len(v) == 4 and all(_is_float(x) and float(x) > 0 for x in v),
+    flags.register_validator("crop_sizes", lambda v: v is None or _valid_crops(v), message="--crop_sizes must be "
+                             "HxW pairs, e.g. 240x384, each at most the frame size (480x640 for mai2022); see "
+                             "litedepth_tf.data.datasets", **d)
+    flags.register_validator("intrinsics", lambda v: v is None or (len(v) == 4 and all(_is_float(x) and float(x) > 0
+                                                                                   for x in v)),
                              message="--intrinsics must be 4 positive numbers fx,fy,cx,cy", **d)
     flags.register_validator("loss_terms", lambda v: bool(v) and set(v) <= set(losses.TERMS),
                              message="--loss_terms must be a non-empty subset of si,grad,vnl,robust", **d)
@@ -178,20 +192,26 @@ def _parse_crop(text):
     return h, w
 
 
-def _valid_crops(values):
+def _valid_crops(values, frame=None):
+    """HxW pairs, each at most ``frame`` (any positive size when the frame is not known yet)."""
     try:
         crops = [_parse_crop(v) for v in values]
     except ValueError:
         return False
-    return bool(crops) and all(0 < h <= 480 and 0 < w <= 640 for h, w in crops)
+    fh, fw = frame or (1 << 30, 1 << 30)
+    return bool(crops) and all(0 < h <= fh and 0 < w <= fw for h, w in crops)
 
 
 def _known_model(name):
     return name in MODELS
 
 
-def check_data_root(root, splits) -> None:
-    """A clear error when the data set is not where the flags say."""
+def check_data_root(root, splits, preset=None) -> None:
+    """A clear error when the data set is not where the flags say (the split folders: for the pairs layout)."""
+    if preset is not None and preset.name != datasets.MAI2022.name:
+        if not root or not os.path.isdir(root):
+            raise FileNotFoundError(f"--data_root={root!r} does not exist (--dataset={preset.name}: {preset.summary})")
+        return
     if not root or not os.path.isdir(root):
         raise FileNotFoundError(f"--data_root={root!r} does not exist. {MAI_LAYOUT_HELP}")
     for split in splits:
@@ -224,7 +244,11 @@ def model_name(f) -> str:
 def run(f) -> dict:
     """Trains with the parsed flags `f`; returns the trainer's summary."""
 
-    check_data_root(f.data_root, [f.train_split] + ([f.val_split] if f.val_split else []))
+    preset = datasets.preset_from_flags(f)
+    train_split = preset.splits[0] if f.train_split is None else f.train_split
+    val_split = preset.splits[1] if f.val_split is None else f.val_split
+    check_data_root(f.data_root, ([] if f.split_file else [train_split])
+                    + ([val_split] if val_split and not f.val_split_file else []), preset)
     fsutil.check_writable(f.run_dir, f.min_free_mb * 2**20, space_hint=" (--min_free_mb)")  # before any work
     bad_samples = BadSampleCounter()  # this run's dropped samples (TensorBoard data/skipped_samples)
     strategy = strategy_from_name(f.strategy)
@@ -234,10 +258,10 @@ def run(f) -> dict:
     chief = is_chief(strategy)
     # one run per folder (each worker of a multi-worker run locks its own: the chief run_dir, worker k .workerK)
     with RunLock(f.run_dir if chief else os.path.join(f.run_dir, f".worker{worker_id(strategy)}")):
-        return _train(f, strategy, chief, bad_samples)
+        return _train(f, strategy, chief, bad_samples, preset, train_split, val_split)
 
 
-def _train(f, strategy, chief, bad_samples) -> dict:
+def _train(f, strategy, chief, bad_samples, preset, train_split, val_split) -> dict:
     os.makedirs(f.run_dir, exist_ok=True)
     if chief:  # also proves the run directory is writable before any work starts
         fsutil.atomic_write_text(os.path.join(f.run_dir, "flags.txt"), f.flags_into_string())
@@ -245,25 +269,35 @@ def _train(f, strategy, chief, bad_samples) -> dict:
     keras.utils.set_random_seed(f.seed)
     if f.deterministic:
         tf.config.experimental.enable_op_determinism()
-    n_train = len(input_pipeline.list_pairs(f.data_root, f.train_split, check=False))
+    listing = datasets.list_samples(preset, f.data_root, None if f.split_file else train_split, f.split_file)
+    preset = datasets.resolve_frame_size(preset, listing.pairs)
+    n_train = len(listing.pairs)
     steps_per_epoch = max(n_train // f.batch_size, 1)
     total_steps = f.steps or max(int(round(f.epochs * steps_per_epoch)), 1)
-    logging.info("%d training pairs, %d steps/epoch, %d steps", n_train, steps_per_epoch, total_steps)
+    logging.info("%d training pairs (%s, frame %dx%d, network %dx%d), %d steps/epoch, %d steps", n_train,
+                 preset.name, *preset.frame_size, *preset.net_size, steps_per_epoch, total_steps)
 
-    crops = tuple(_parse_crop(c) for c in f.crop_sizes)
-    intrinsics = tuple(float(x) for x in f.intrinsics)
+    if f.crop_sizes and not _valid_crops(f.crop_sizes, preset.frame_size):
+        raise cli.InputError(f"--crop_sizes={','.join(f.crop_sizes)}: each crop must fit the {preset.name} frame "
+                             f"{preset.frame_size[0]}x{preset.frame_size[1]}")
+    crops = tuple(_parse_crop(c) for c in f.crop_sizes) if f.crop_sizes else preset.crop_sizes
+    intrinsics = None  # --intrinsics is in the preset: per sample, shifted by a frame crop (KITTI), split-file focal
+    data_kw = dict(dataset=preset)
+    if f.split_file:
+        train_split = None
 
     def train_data(ctx: tf.distribute.InputContext):
         return input_pipeline.make_dataset(
-            f.data_root, f.train_split, ctx.get_per_replica_batch_size(f.batch_size), training=True,
+            f.data_root, train_split, ctx.get_per_replica_batch_size(f.batch_size), training=True,
             seed=f.seed + 1000 * ctx.input_pipeline_id, deterministic=f.deterministic, crop_sizes=crops,
             intrinsics=intrinsics, cache_in_memory=f.cache_in_memory, on_bad_sample=f.on_bad_sample,
-            depth_stride=f.depth_stride, bad_sample_counter=bad_samples)
+            depth_stride=f.depth_stride, bad_sample_counter=bad_samples, split_file=f.split_file, **data_kw)
 
     val_ds = None
-    if f.val_split:
-        val_ds = input_pipeline.make_dataset(f.data_root, f.val_split, 1, training=False, intrinsics=intrinsics,
-                                             on_bad_sample=f.on_bad_sample, bad_sample_counter=bad_samples)
+    if val_split or f.val_split_file:
+        val_ds = input_pipeline.make_dataset(f.data_root, None if f.val_split_file else val_split, 1,
+                                             training=False, intrinsics=intrinsics, on_bad_sample=f.on_bad_sample,
+                                             bad_sample_counter=bad_samples, split_file=f.val_split_file, **data_kw)
 
     cfg = loss_config(f)
     with strategy.scope():
@@ -271,6 +305,11 @@ def _train(f, strategy, chief, bad_samples) -> dict:
         model = builder(encoder_weights=f.encoder_weights) if f.encoder_weights else builder()
         if f.init_weights:
             load_weights(model, f.init_weights)
+        head = getattr(model, "depth_range", None)
+        if head is not None and preset.max_depth > head:
+            logging.warning("--model=%s predicts at most %g m but --dataset=%s has ground truth up to %g m; "
+                            "--model=%s has an %g m head", f.model, head, preset.name, preset.max_depth,
+                            "student_80m", 80.0)
         weighting = make_weighting(f.loss_weighting, f.loss_terms)
         schedule = WarmupPolyDecay(f.lr, total_steps, min_lr=f.min_lr, warmup_steps=f.warmup_steps,
                                    warmup_ratio=f.warmup_ratio, power=f.lr_power)
@@ -291,7 +330,7 @@ def _train(f, strategy, chief, bad_samples) -> dict:
             return {k: v for k, v in out.items() if k in terms or k not in losses.TERMS}  # an off term: no gradient
 
         trainer = Trainer(model, optimizer, loss_fn, weighting, strategy=strategy, extra_loss_fn=extra_loss_fn,
-                          clip_norm=f.clip_norm, seed=f.seed)
+                          clip_norm=f.clip_norm, seed=f.seed, frame_size=preset.frame_size)
         step_ref.append(trainer.step)  # the distillation ramp reads the trainer's step
     if model_name(f) != f.model:
         logging.info("--decoder=%s: evaluate / export this run with --model=%s", f.decoder, model_name(f))

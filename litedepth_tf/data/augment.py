@@ -162,6 +162,24 @@ def _draw_crop(seed, depths, crop_sizes):
     return crop_h, crop_w, oy, ox
 
 
+def _draw_crop_table(seed, depths, crop_sizes, image_sizes):
+    """`_draw_crop` with each crop size's network-input size: (crop_h, crop_w, oy, ox, row), row = [crop_h,
+    crop_w, net_h, net_w] of the drawn size (the same index draw as `sample_crop_size`)."""
+    if len(image_sizes) != len(crop_sizes):
+        raise ValueError(f"image_sizes {image_sizes} must give one size per crop size {crop_sizes}")
+    s = split_seed(seed, 3)
+    table = tf.constant([[*c, *n] for c, n in zip(crop_sizes, image_sizes)], tf.int32)
+    row = table[tf.random.stateless_uniform([], as_seed(s[0]), 0, len(crop_sizes), dtype=tf.int32)]
+    crop_h, crop_w = row[0], row[1]
+    shape = tf.shape(depths)
+    b, h, w = shape[0], shape[1], shape[2]
+    tf.debugging.assert_less_equal(tf.stack([crop_h, crop_w]), tf.stack([h, w]),
+                                   message="crop size larger than the frame")
+    oy = tf.random.stateless_uniform([b], s[1], 0, h - crop_h + 1, dtype=tf.int32)
+    ox = tf.random.stateless_uniform([b], s[2], 0, w - crop_w + 1, dtype=tf.int32)
+    return crop_h, crop_w, oy, ox, row
+
+
 def random_crop_batch(images, depths, intrinsics, seed, crop_sizes=CROP_SIZES, resize_image=True):
     """R-crop step 3 for a batch ``[B, H, W, C]``: ONE crop size per batch, a random offset per element.
 
@@ -185,7 +203,8 @@ def random_rotate_flip_params(seed, rotate_prob=0.5, max_degrees=2.5, flip_prob=
     return angle, tf.random.stateless_uniform([], s[2]) < flip_prob
 
 
-def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP_SIZES, depth_stride=1):
+def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP_SIZES, depth_stride=1,
+                image_sizes=None):
     """Fused R-crop of a batch: rotate (about each element's principal point), flip, crop and resize in ONE warp.
 
     ``images`` ``[B, H, W, 3]`` (uint8 stays uint8 through the warp, other dtypes are cast to float32), ``depths`` ``[B, H, W, 1]`` metres, ``intrinsics`` ``[B, 4]``,
@@ -201,13 +220,19 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
     those pixels are warped) with the intrinsics of that grid (``fx / s, fy / s, cx / s, cy / s``: pixel u' of the
     subsampled grid is pixel s u' of the crop). The loss targets then cost s^2 less; the image is unchanged.
 
+    ``image_sizes``: the network-input size of each crop size (same order), for frames other than 480x640
+    (`data.datasets.crop_network_size`); None: ``image_size_for_crop`` (the paper's 480x640 -> 128x160 scale).
+
     Returns (images float32 ``[B, ih, iw, 3]``, depths ``[B, ch, cw, 1]`` (``ceil(ch / s), ceil(cw / s)`` with a
     stride), intrinsics ``[B, 4]`` of the returned depth grid, (ch, cw) the crop size).
     """
     depth_stride = int(depth_stride)
     if depth_stride < 1:
         raise ValueError(f"depth_stride must be >= 1, got {depth_stride}")
-    crop_h, crop_w, oy, ox = _draw_crop(seed, depths, crop_sizes)
+    if image_sizes is None:
+        crop_h, crop_w, oy, ox = _draw_crop(seed, depths, crop_sizes)
+    else:
+        crop_h, crop_w, oy, ox, row = _draw_crop_table(seed, depths, crop_sizes, image_sizes)
     w = tf.shape(depths)[2]
     k = tf.cast(intrinsics, tf.float32)
     fx, fy, cx, cy = tf.unstack(k, axis=-1)
@@ -231,7 +256,7 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
     t_depth = tf.stack([a0 * st, a1 * st, a2, b0 * st, b1 * st, b2, zeros, zeros], axis=1)
     depth_hw = tf.stack([crop_h + depth_stride - 1, crop_w + depth_stride - 1]) // depth_stride
     depths = warp(tf.cast(depths, tf.float32), t_depth, depth_hw, "NEAREST")
-    ih, iw = image_size_for_crop(crop_h, crop_w)
+    ih, iw = image_size_for_crop(crop_h, crop_w) if image_sizes is None else (row[2], row[3])
     sx = tf.cast(crop_w, tf.float32) / tf.cast(iw, tf.float32)
     sy = tf.cast(crop_h, tf.float32) / tf.cast(ih, tf.float32)
     dx, dy = (sx - 1.0) / 2.0, (sy - 1.0) / 2.0  # image pixel j -> crop x = sx * j + dx (half-pixel centres)

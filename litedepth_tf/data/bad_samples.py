@@ -59,10 +59,11 @@ class BadSampleCounter:
         return new
 
 
-def diagnose_pair(rgb_path, depth_path, size=(INPUT_HEIGHT, INPUT_WIDTH), max_depth=MAX_DEPTH):
-    """``["file: problem", ...]`` for a pair TensorFlow could not use (PIL re-check, as data_check does)."""
+def diagnose_pair(rgb_path, depth_path, size=(INPUT_HEIGHT, INPUT_WIDTH), max_depth=MAX_DEPTH, **check_kw):
+    """``["file: problem", ...]`` for a pair TensorFlow could not use (PIL re-check, as data_check does);
+    ``check_kw``: `check.check_pair`'s ``depth_scale`` / ``at_least`` for other data sets."""
     try:
-        errors = check_pair(rgb_path, depth_path, size, max_depth, min_valid=0.0)["errors"]
+        errors = check_pair(rgb_path, depth_path, size, max_depth, min_valid=0.0, **check_kw)["errors"]
     except Exception as e:  # noqa: BLE001 - the diagnosis itself must never be the failure
         errors = [f"{rgb_path}: re-check failed ({type(e).__name__}: {e})"]
     seen, out = set(), []
@@ -106,10 +107,10 @@ class _BadSamples:
             raise BadSampleError(f"every one of the {self.n} samples of {self.where} is bad (the last: "
                                  + "; ".join(messages) + ")")
 
-    def report_in_graph(self, rgb_path, depth_path, size, max_depth):
+    def report_in_graph(self, rgb_path, depth_path, size, max_depth, **check_kw):
         """The ``tf.py_function`` body (runs only for a failed element)."""
         r, d = rgb_path.numpy().decode(), depth_path.numpy().decode()
-        self.report((r, d), diagnose_pair(r, d, size, max_depth))
+        self.report((r, d), diagnose_pair(r, d, size, max_depth, **check_kw))
         return np.int32(0)
 
 

@@ -12,6 +12,7 @@ The pure-Python helpers here (``pair_files``, ``read_png_header``, ``check_heade
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
@@ -87,43 +88,91 @@ def read_png_header(path: str):
     return w, h, bit_depth, _CHANNELS[color_type]
 
 
-def header_problems(rgb_path: str, depth_path: str, size=(INPUT_HEIGHT, INPUT_WIDTH)) -> list[str]:
-    """Problems visible from the two PNG headers (cheap: 33 bytes per file)."""
+def read_jpeg_header(path: str):
+    """``(width, height, 8, channels)`` from a JPEG's start-of-frame marker; ValueError if not a JPEG."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":
+            raise ValueError("not a JPEG file (bad signature)")
+        while True:
+            b = f.read(1)
+            while b and b != b"\xff":
+                b = f.read(1)
+            while b == b"\xff":
+                b = f.read(1)
+            if not b:
+                raise ValueError("JPEG file without a frame header (truncated?)")
+            marker = b[0]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                continue
+            seg = f.read(2)
+            if len(seg) < 2:
+                raise ValueError("JPEG file truncated in a marker segment")
+            length = struct.unpack(">H", seg)[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                body = f.read(6)
+                if len(body) < 6:
+                    raise ValueError("JPEG file truncated in its frame header")
+                bits, h, w, ch = struct.unpack(">BHHB", body)
+                return w, h, bits, ch
+            f.seek(length - 2, 1)
+
+
+def read_image_header(path: str):
+    """``(width, height, bit_depth, channels)`` of a PNG or JPEG file (by signature, not by name)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == b"\xff\xd8":
+        return read_jpeg_header(path)
+    return read_png_header(path)
+
+
+def header_problems(rgb_path: str, depth_path: str, size=(INPUT_HEIGHT, INPUT_WIDTH), at_least: bool = False) -> list[str]:
+    """Problems visible from the two headers (cheap: a few bytes per file). RGB: 8-bit PNG (3 or 4 channels) or
+    JPEG (3 channels); depth: 16-bit single-channel PNG. ``size`` (H, W): the expected size, or with ``at_least``
+    the smallest allowed size (frames cropped to ``size``, e.g. KITTI's 352x1216)."""
     out, hw = [], {}
     for kind, path, want_bits, want_ch in (("rgb", rgb_path, 8, (3, 4)), ("depth", depth_path, 16, (1,))):
         try:
-            w, h, bits, ch = read_png_header(path)
+            w, h, bits, ch = read_image_header(path) if kind == "rgb" else read_png_header(path)
         except (OSError, ValueError) as e:
             out.append(f"{path}: {e}")
             continue
         hw[kind] = (h, w)
         if bits != want_bits or ch not in want_ch:
             want = "8-bit RGB" if kind == "rgb" else "16-bit single-channel"
-            out.append(f"{path}: {bits}-bit {ch}-channel PNG, expected {want}")
+            fmt = "JPEG" if path.lower().endswith((".jpg", ".jpeg")) else "PNG"
+            out.append(f"{path}: {bits}-bit {ch}-channel {fmt}, expected {want}")
     if len(hw) == 2 and hw["rgb"] != hw["depth"]:
         out.append(f"{rgb_path}: size {hw['rgb'][0]}x{hw['rgb'][1]} != depth {depth_path} "
                    f"{hw['depth'][0]}x{hw['depth'][1]}")
-    elif size is not None and "depth" in hw and hw["depth"] != tuple(size):
-        out.append(f"{depth_path}: size {hw['depth'][0]}x{hw['depth'][1]}, expected {size[0]}x{size[1]}")
+    elif size is not None and "depth" in hw:
+        h, w = hw["depth"]
+        if at_least and (h < size[0] or w < size[1]):
+            out.append(f"{depth_path}: size {h}x{w}, smaller than the {size[0]}x{size[1]} frame crop")
+        elif not at_least and (h, w) != tuple(size):
+            out.append(f"{depth_path}: size {h}x{w}, expected {size[0]}x{size[1]}")
     return out
 
 
-def check_headers(pairs, size=(INPUT_HEIGHT, INPUT_WIDTH)) -> list[str]:
+def check_headers(pairs, size=(INPUT_HEIGHT, INPUT_WIDTH), at_least: bool = False) -> list[str]:
     """Header problems of every ``(stem, rgb, depth)`` pair."""
     out = []
     for _, r, d in pairs:
-        out += header_problems(r, d, size)
+        out += header_problems(r, d, size, at_least)
     return out
 
 
 # ------------------------------------------------------------------------------------------------ full check
 
 
-def check_pair(rgb_path, depth_path, size=(INPUT_HEIGHT, INPUT_WIDTH), max_depth=MAX_DEPTH, min_valid=0.01):
-    """Full check of one pair -> dict(errors=[...], warnings=[...], valid_fraction, dmin, dmax)."""
+def check_pair(rgb_path, depth_path, size=(INPUT_HEIGHT, INPUT_WIDTH), max_depth=MAX_DEPTH, min_valid=0.01,
+               depth_scale=DEPTH_SCALE, at_least=False, histogram=False):
+    """Full check of one pair -> dict(errors=[...], warnings=[...], valid_fraction, dmin, dmax); ``depth_scale``
+    stored values per metre; ``histogram``: also ``hist``, the counts of the raw uint16 depth values (for the
+    scale check of `scale_problem`)."""
 
-    res = dict(rgb=rgb_path, depth=depth_path, errors=header_problems(rgb_path, depth_path, size), warnings=[],
-               valid_fraction=float("nan"), dmin=float("nan"), dmax=float("nan"))
+    res = dict(rgb=rgb_path, depth=depth_path, errors=header_problems(rgb_path, depth_path, size, at_least),
+               warnings=[], valid_fraction=float("nan"), dmin=float("nan"), dmax=float("nan"))
     for path in (rgb_path, depth_path):
         try:
             with Image.open(path) as im:
@@ -132,7 +181,9 @@ def check_pair(rgb_path, depth_path, size=(INPUT_HEIGHT, INPUT_WIDTH), max_depth
             res["errors"].append(f"{path}: cannot decode ({type(e).__name__}: {e})")
             continue
         if path == depth_path and not res["errors"]:
-            d = arr.astype(np.float32) / DEPTH_SCALE
+            if histogram:
+                res["hist"] = np.bincount(arr.ravel().astype(np.int64), minlength=65536)[:65536]
+            d = arr.astype(np.float32) / depth_scale
             v = (d > 0) & (d <= max_depth)
             frac = float(v.mean())
             res["valid_fraction"] = frac
@@ -152,14 +203,100 @@ def find_splits(root: str) -> list[str]:
                   if os.path.isdir(os.path.join(root, d, "rgb")) or os.path.isdir(os.path.join(root, d, "depth")))
 
 
+def new_entry() -> dict:
+    """One split's report entry (see `check_dataset`)."""
+    return dict(pairs=0, errors=[], warnings=[], bad_files=[], valid_fraction=[], dmin=np.nan, dmax=np.nan)
+
+
+def _add_error(entry, msg):
+    entry["errors"].append(msg)
+    f = msg.split(": ", 1)[0]
+    if f not in entry["bad_files"]:
+        entry["bad_files"].append(f)
+
+
+def check_pairs(entry, pairs, desc="check", workers=2, progress=True, size=(INPUT_HEIGHT, INPUT_WIDTH),
+                max_depth=MAX_DEPTH, min_valid=0.01, depth_scale=DEPTH_SCALE, at_least=False, histogram=False):
+    """`check_pair` of every pair into ``entry`` (errors, warnings, bad files, valid fractions, depth range);
+    with ``histogram`` the summed raw depth histogram goes to ``entry["hist"]`` (int64 [65536])."""
+
+    def one(p):
+        return check_pair(p[1], p[2], size, max_depth, min_valid, depth_scale, at_least, histogram)
+
+    hist = np.zeros(65536, np.int64) if histogram else None
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        for r in track(ex.map(one, pairs), total=len(pairs), desc=desc, unit="pair",
+                       disable=None if progress else True):
+            entry["warnings"] += r["warnings"]
+            for msg in r["errors"]:
+                _add_error(entry, msg)
+            if hist is not None and "hist" in r:
+                hist += r.pop("hist")
+            if np.isfinite(r["valid_fraction"]):
+                entry["valid_fraction"].append(r["valid_fraction"])
+            if np.isfinite(r["dmin"]):
+                entry["dmin"] = np.nanmin([entry["dmin"], r["dmin"]])
+                entry["dmax"] = np.nanmax([entry["dmax"], r["dmax"]])
+    if hist is not None:
+        entry["hist"] = hist
+    return entry
+
+
+CANDIDATE_SCALES = (1000.0, 256.0, 5000.0, 100.0, 10.0, 1.0)  # mm, KITTI, TUM, cm, dm, m
+
+
+def percentile_of_hist(hist, q: float) -> float:
+    """The ``q``-quantile (0..1) of the raw values counted in ``hist`` (value 0 = invalid, left out)."""
+    h = np.asarray(hist, np.int64).copy()
+    h[0] = 0
+    total = int(h.sum())
+    if total == 0:
+        return float("nan")
+    return float(np.searchsorted(np.cumsum(h), q * total))
+
+
+def scale_problem(hist, depth_scale, max_depth, expect=None, where="", dataset="", beyond_tol=0.05):
+    """One line if the raw depth values of a split (``hist`` of uint16 values) look stored at another scale
+    than ``depth_scale`` (values per metre), naming the likely right scale; None if they look right.
+
+    Two signs: more than ``beyond_tol`` of the valid values lie beyond ``max_depth`` (the scale is too small,
+    e.g. NYU's x1000 read as KITTI's x256), or the 99.9th percentile of the valid depth lies outside ``expect``
+    (lo, hi metres, the preset's plausible range: e.g. KITTI's x256 read as x1000 gives ~20 m instead of ~80 m).
+    """
+    h = np.asarray(hist, np.int64)
+    valid = int(h[1:].sum())
+    if valid == 0:
+        return None
+    p999 = percentile_of_hist(h, 0.999) / depth_scale
+    top = int(min(65535, np.floor(max_depth * depth_scale)))
+    beyond = float(h[top + 1:].sum()) / valid
+    lo, hi = expect if expect is not None else (0.0, max_depth)
+    if beyond <= beyond_tol and (expect is None or lo <= p999 <= hi):
+        return None
+    raw = p999 * depth_scale
+    fits = [c for c in CANDIDATE_SCALES if c != depth_scale and (lo if expect else 0.0) <= raw / c <= hi
+            and raw / c <= max_depth * 1.05]
+    mid = math.sqrt((lo if expect else max_depth / 10.0) * hi)
+    best = min(fits, key=lambda c: abs(math.log(raw / c / mid))) if fits else None
+    why = (f"{100 * beyond:.1f}% of the valid pixels are beyond the {max_depth:g} m range" if beyond > beyond_tol
+           else f"the 99.9th percentile of the valid depth is {p999:.2f} m, expected {lo:g}..{hi:g} m")
+    hint = (f"; the likely right scale is --depth_scale={best:g} (99.9th percentile {raw / best:.2f} m)"
+            if best is not None else "; no common scale (1000, 256, 5000, 100, 10, 1) fits")
+    if beyond > beyond_tol:
+        hint += f", unless the scenes are deeper than the {max_depth:g} m range (then raise --max_depth)"
+    name = f" for --dataset={dataset}" if dataset else ""
+    return f"{where}: depth values implausible{name} read as value / {depth_scale:g} per metre: {why}{hint}"
+
+
 def check_dataset(root, splits=None, size=(INPUT_HEIGHT, INPUT_WIDTH), max_depth=MAX_DEPTH, min_valid=0.01,
                   workers=2, progress=True):
-    """Check every split; returns ``{split: dict(pairs, bad_files, errors, warnings, stats...)}``."""
+    """Check every split of the pairs layout; returns ``{split: dict(pairs, bad_files, errors, warnings,
+    stats...)}``."""
 
     report = {}
     for split in splits or find_splits(root):
         split_dir = os.path.normpath(os.path.join(root, split))
-        entry = dict(pairs=0, errors=[], warnings=[], bad_files=[], valid_fraction=[], dmin=np.nan, dmax=np.nan)
+        entry = new_entry()
         report[split] = entry
         try:
             pairs, problems = pair_files(split_dir)
@@ -170,25 +307,7 @@ def check_dataset(root, splits=None, size=(INPUT_HEIGHT, INPUT_WIDTH), max_depth
         entry["pairs"] = len(pairs)
         entry["errors"] += problems
         entry["bad_files"] += [p.split(": ", 1)[0] for p in problems]
-
-        def one(p):
-            return check_pair(p[1], p[2], size, max_depth, min_valid)
-
-        with ThreadPoolExecutor(max(1, workers)) as ex:
-            results = list(track(ex.map(one, pairs), total=len(pairs), desc=f"check {split}", unit="pair",
-                                 disable=None if progress else True))
-        for r in results:
-            entry["errors"] += r["errors"]
-            entry["warnings"] += r["warnings"]
-            for msg in r["errors"]:
-                f = msg.split(": ", 1)[0]
-                if f not in entry["bad_files"]:
-                    entry["bad_files"].append(f)
-            if np.isfinite(r["valid_fraction"]):
-                entry["valid_fraction"].append(r["valid_fraction"])
-            if np.isfinite(r["dmin"]):
-                entry["dmin"] = np.nanmin([entry["dmin"], r["dmin"]])
-                entry["dmax"] = np.nanmax([entry["dmax"], r["dmax"]])
+        check_pairs(entry, pairs, f"check {split}", workers, progress, size, max_depth, min_valid)
     return report
 
 

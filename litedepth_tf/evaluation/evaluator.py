@@ -9,6 +9,14 @@ signature checked). Metrics: `evaluation.metrics` (per image, then the mean over
 a constant-depth baseline (every pixel = the median GT depth of ``baseline_split``, default train; if that split
 is missing, the evaluated split's own GT median, which the report says) and the mean host latency per image.
 ``save_predictions`` writes uint16 millimetre PNGs (the MAI format). The command is `litedepth_tf.evaluate`.
+
+Other data sets (``dataset=`` a `data.datasets` preset or name, ``split_file=``): the frames are listed and decoded
+as the preset says, the model runs at the preset's frame size (deploy view / `.tflite` of [1,H,W,3] -> [1,H,W,1],
+e.g. KITTI 352x1216), and the report adds the standard protocol (`metrics.StandardMetrics`: the public
+toolboxes' metrics on the evaluation crop and valid range, per image then the mean) under ``standard_metrics``
+with its settings under ``protocol``; the MAI metrics stay under ``metrics`` (computed as before, on the full
+frame). ``eval_crop`` overrides the preset's crop, ``align="median"`` median-scales each prediction for the
+standard metrics (relative-depth models; the MAI si-RMSE is scale-invariant anyway).
 """
 
 from __future__ import annotations
@@ -21,12 +29,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from litedepth_tf.common.constants import MAX_DEPTH
+from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH
+from litedepth_tf.data import datasets
 from litedepth_tf.common.images import depth_to_mm, write_png
 from litedepth_tf.common.progress import progress_bar
 from litedepth_tf.data.bad_samples import BadSampleCounter, bad_sample_error
 from litedepth_tf.data.pipeline import list_pairs, make_dataset
-from litedepth_tf.evaluation.metrics import VALID_EPS_MM, MAIMetrics, image_metrics, mean_metrics, median_train_depth
+from litedepth_tf.evaluation.metrics import (
+    STANDARD_KEYS,
+    VALID_EPS_MM,
+    MAIMetrics,
+    StandardMetrics,
+    image_metrics,
+    mean_metrics,
+    median_train_depth,
+)
 from litedepth_tf.models.presets import get_builder
 from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
 from litedepth_tf.tflite.model_card import card_path, check_card
@@ -51,15 +68,18 @@ def check_data_root(data_root, split: str) -> str:
     return base
 
 
-def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int | None = None):
-    """(predict `[1,480,640,3] raw RGB -> [1,480,640,1] metres`, description dict) for a `.tflite` path, a
-    `.weights.h5` path (loaded into preset `model_name`), a Keras model (train view with a dict output -> deploy
-    view; otherwise used as is) or a callable."""
+def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int | None = None,
+                    frame_size=(INPUT_HEIGHT, INPUT_WIDTH)):
+    """(predict `[1,H,W,3] raw RGB -> [1,H,W,1] metres`, description dict) for a `.tflite` path (its signature
+    must be at ``frame_size``), a `.weights.h5` path (loaded into preset `model_name`), a Keras model (train view
+    with a dict output -> deploy view at ``frame_size``; otherwise used as is) or a callable."""
 
+    frame_size = tuple(int(v) for v in frame_size)
     if isinstance(path_or_model, (str, os.PathLike)):
         path = os.fspath(path_or_model)
         if path.endswith(".tflite"):
-            tfl = TFLiteModel(path, num_threads=num_threads)
+            expected = None if frame_size == (INPUT_HEIGHT, INPUT_WIDTH) else frame_size
+            tfl = TFLiteModel(path, num_threads=num_threads, expected_size=expected)
             card = check_card(path, tfl.input, tfl.output)  # a card that contradicts the file: ModelCardError
             desc = {"model": path, "kind": "tflite", "io": f"{tfl.input_dtype.name}"}
             if card is not None:
@@ -71,11 +91,12 @@ def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int
             raise FileNotFoundError(f"weights file not found: {path!r}")
 
         model = get_builder(model_name)(weights=path)
-        deploy = build_deploy_model(model, merge_normalization=can_merge_normalization(model))
+        deploy = build_deploy_model(model, merge_normalization=can_merge_normalization(model), frame_size=frame_size)
         desc = {"model": path, "kind": "keras", "model_name": model_name}
     elif isinstance(path_or_model, keras.Model):
         model = path_or_model
-        deploy = (build_deploy_model(model, merge_normalization=can_merge_normalization(model))
+        deploy = (build_deploy_model(model, merge_normalization=can_merge_normalization(model),
+                                     frame_size=frame_size)
                   if isinstance(model.output, dict) else model)
         desc = {"model": f"<keras.Model {model.name}>", "kind": "keras"}
     elif callable(path_or_model):
@@ -87,35 +108,63 @@ def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int
     return fn, desc
 
 
-def baseline_median(data_root, split: str, baseline_split: str = "train", progress: bool = True):
+def baseline_median(data_root, split: str, baseline_split: str = "train", progress: bool = True,
+                    max_depth: float = MAX_DEPTH, depth_scale: float = 1000.0):
     """(median depth in metres, source note): the median GT depth of `baseline_split`, or of `split` if that
-    split is missing. Pixels beyond `constants.MAX_DEPTH` are left out, as the input pipeline does."""
+    split is missing. Pixels beyond `max_depth` (`constants.MAX_DEPTH`) are left out, as the input pipeline
+    does; ``depth_scale``: stored values per metre."""
 
+    kw = dict(max_depth=max_depth, progress=progress, depth_scale=depth_scale)
     if baseline_split and os.path.isdir(os.path.join(os.fspath(data_root), baseline_split, "depth")):
-        return median_train_depth(data_root, baseline_split, max_depth=MAX_DEPTH, progress=progress), \
-            f"median GT depth of split {baseline_split!r}"
-    return median_train_depth(data_root, split, max_depth=MAX_DEPTH, progress=progress), \
+        return median_train_depth(data_root, baseline_split, **kw), f"median GT depth of split {baseline_split!r}"
+    return median_train_depth(data_root, split, **kw), \
         f"median GT depth of the evaluated split {split!r} (split {baseline_split!r} is missing)"
 
 
 def evaluate_model(path_or_model, data_root, split: str = "local_val", max_images: int = 0,
                    model_name: str = "student", baseline: bool = True, baseline_split: str = "train",
                    save_predictions: str | None = None, num_threads: int | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, dataset=None, split_file=None, eval_crop: str | None = None,
+                   align: str = "none") -> dict:
     """MAI metrics of a model on ``data_root/split`` (first `max_images` images; 0 = all).
 
     Returns ``{"metrics", "baseline" (None if `baseline` is False), "model", "kind", "n_images" (run),
     "n_scored" / "n_skipped" (images with / without a valid GT pixel), "bad_files" (pairs left out because a
     file is unreadable, corrupt, of the wrong size / mode or has no valid depth pixel; each named in a warning),
-    "split", "data_root", "latency_ms_mean", "first_call_ms"}``; "metrics" has `metrics.METRIC_KEYS`."""
+    "split", "data_root", "latency_ms_mean", "first_call_ms"}``; "metrics" has `metrics.METRIC_KEYS`. With
+    ``dataset`` / ``split_file`` (see the module docstring) also ``"standard_metrics"`` (`STANDARD_KEYS`) and
+    ``"protocol"``."""
 
-    check_data_root(data_root, split)
-    total = len(list_pairs(data_root, split, check=False))
+    protocol = dataset is not None or split_file is not None
+    if align not in ("none", "median"):
+        raise ValueError(f"align must be 'none' or 'median', got {align!r}")
+    preset = datasets.get_preset(dataset)
+    folders = preset.layout == "pairs" and split_file is None
+    if folders:
+        check_data_root(data_root, split)
+    if protocol:
+        listing = datasets.list_samples(preset, data_root, split, split_file)
+        pairs, skipped_none = listing.pairs, listing.skipped_none
+    else:
+        pairs, skipped_none = list_pairs(data_root, split, check=False), 0
+    preset = datasets.resolve_frame_size(preset, pairs)
+    total = len(pairs)
     n_target = total if not max_images or max_images <= 0 else min(int(max_images), total)
-    predict, desc = load_predict_fn(path_or_model, model_name, num_threads)  # a bad model fails before the baseline
-    median, note = baseline_median(data_root, split, baseline_split, progress) if baseline else (None, None)
+    # a bad model fails before the baseline
+    predict, desc = load_predict_fn(path_or_model, model_name, num_threads, frame_size=preset.frame_size)
+    if not baseline:
+        median, note = None, None
+    elif folders:
+        median, note = baseline_median(data_root, split, baseline_split, progress, preset.max_depth,
+                                       preset.depth_scale)
+    else:
+        median, note = _baseline_median_preset(preset, data_root, split, split_file, baseline_split, pairs, progress)
     bad_files = BadSampleCounter()  # unreadable / corrupt / all-invalid pairs: skipped, named in warnings
-    dataset = make_dataset(data_root, split, 1, training=False, bad_sample_counter=bad_files)
+    data = make_dataset(data_root, split, 1, training=False, bad_sample_counter=bad_files,
+                        **(dict(dataset=preset, split_file=split_file) if protocol else {}))
+    crop = preset.eval_crop if eval_crop is None else eval_crop
+    box = preset.eval_box(crop, *preset.frame_size)
+    standard = StandardMetrics(preset.min_depth, preset.max_depth, box, align) if protocol else None
 
     times, skipped, base_rows = [], [0], []
 
@@ -128,7 +177,7 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
 
     def batches():  # counts images without a valid GT pixel and scores the baseline on the same images
         seen = 0
-        for batch in dataset:
+        for batch in data:
             for gt in batch["depth"].numpy():
                 if seen < n_target:
                     if not np.any(gt.astype(np.float64) * 1000.0 > 1.0 + VALID_EPS_MM):
@@ -140,7 +189,8 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
 
     if save_predictions:
         os.makedirs(save_predictions, exist_ok=True)
-    bar = progress_bar(total=n_target, desc=f"evaluate {split}", unit="image", disable=None if progress else True)
+    name = split if split_file is None else os.path.basename(os.fspath(split_file))
+    bar = progress_bar(total=n_target, desc=f"evaluate {name}", unit="image", disable=None if progress else True)
 
     def on_image(i, rgb_path, pred):
         if save_predictions:
@@ -149,7 +199,7 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
         bar.update(1)
 
     try:
-        metrics, _ = evaluate_predict_fn(timed, batches(), max_images=n_target, on_image=on_image)
+        metrics, _ = evaluate_predict_fn(timed, batches(), max_images=n_target, on_image=on_image, standard=standard)
     except tf.errors.OpError as err:  # e.g. every pair bad: one line naming the files, not TF's op trace
         clean = bad_sample_error(err)
         if clean is None:
@@ -166,7 +216,7 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
         "n_scored": len(times) - skipped[0],
         "n_skipped": skipped[0],
         "bad_files": sorted(bad_files.problems),
-        "split": split,
+        "split": split if split_file is None else os.fspath(split_file),
         "data_root": os.fspath(data_root),
         "latency_ms_mean": 1000.0 * float(np.mean(steady)),
         "first_call_ms": 1000.0 * times[0],
@@ -179,7 +229,32 @@ def evaluate_model(path_or_model, data_root, split: str = "local_val", max_image
                               "metrics": {k: base[k] for k in metrics}, "n_images": base["n_images"]}
     if save_predictions:
         report["predictions_dir"] = os.fspath(save_predictions)
+    if standard is not None:
+        result = standard.result()
+        report["standard_metrics"] = {k: result[k] for k in STANDARD_KEYS}
+        report["protocol"] = {"dataset": preset.name, "eval_crop": crop, "crop_box": list(box) if box else None,
+                              "min_depth": preset.min_depth, "max_depth": preset.max_depth, "align": align,
+                              "depth_scale": preset.depth_scale, "frame_size": list(preset.frame_size),
+                              "n_images": result["n_images"], "n_skipped": result["n_skipped"],
+                              "split_file": os.fspath(split_file) if split_file else None,
+                              "split_file_lines_without_gt": skipped_none}
     return report
+
+
+def _baseline_median_preset(preset, data_root, split, split_file, baseline_split, pairs, progress):
+    """The constant baseline's depth for a preset: the median GT of the preset's training split when it lists
+    (no split file given), else of the evaluated samples."""
+    if split_file is None and baseline_split and baseline_split != split:
+        try:
+            train = datasets.list_samples(preset, data_root, baseline_split).pairs
+            return (median_train_depth(data_root, baseline_split, max_depth=preset.max_depth, progress=progress,
+                                       pairs=train, depth_scale=preset.depth_scale),
+                    f"median GT depth of split {baseline_split!r}")
+        except datasets.DatasetError:
+            pass
+    return (median_train_depth(data_root, split, max_depth=preset.max_depth, progress=progress, pairs=pairs,
+                               depth_scale=preset.depth_scale),
+            "median GT depth of the evaluated samples" + (f" ({os.fspath(split_file)})" if split_file else ""))
 
 
 def format_table(report: dict) -> str:
@@ -202,6 +277,15 @@ def format_table(report: dict) -> str:
     if report.get("bad_files"):
         lines.append(f"{len(report['bad_files'])} bad file(s) left out (unreadable, corrupt, wrong size or mode, "
                      "or no valid depth; named in the warnings above)")
+    if report.get("standard_metrics"):
+        p, m = report["protocol"], report["standard_metrics"]
+        lines.append(f"standard metrics ({p['dataset']}: eval crop {p['eval_crop']}, {p['min_depth']:g} < gt < "
+                     f"{p['max_depth']:g} m, align {p['align']}; {p['n_images']} images"
+                     + (f", {p['n_skipped']} without a valid pixel" if p["n_skipped"] else "")
+                     + (f"; {p['split_file_lines_without_gt']} split-file line(s) without GT skipped"
+                        if p.get("split_file_lines_without_gt") else "") + ")")
+        lines.append(" ".join(f"{k:>8}" for k in STANDARD_KEYS))
+        lines.append(" ".join(f"{fmt(m.get(k)):>8}" for k in STANDARD_KEYS))
     lines.append(f"mean latency: {report['latency_ms_mean']:.1f} ms / image on this host "
                  f"(first call {report['first_call_ms']:.0f} ms; {report['kind']})")
     return "\n".join(lines)
@@ -215,16 +299,22 @@ def compare_reports(report: dict, reference: dict, tol: float = 1e-3) -> list:
         a, b = report["metrics"].get(k), reference["metrics"].get(k)
         if a is None or b is None or not abs(float(a) - float(b)) <= tol:
             out.append((k, a, b))
+    if report.get("standard_metrics") and reference.get("standard_metrics"):  # both scored the protocol
+        for k in STANDARD_KEYS:
+            a, b = report["standard_metrics"].get(k), reference["standard_metrics"].get(k)
+            if a is None or b is None or not abs(float(a) - float(b)) <= tol:
+                out.append((f"standard {k}", a, b))
     return out
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
 
 
-def evaluate_predict_fn(predict, dataset, max_images: int = 0, on_image=None):
-    """Runs `predict([1,480,640,3]) -> [1,480,640,1]` over an eval dataset (any batch size, split into single
+def evaluate_predict_fn(predict, dataset, max_images: int = 0, on_image=None, standard=None):
+    """Runs `predict([1,H,W,3]) -> [1,H,W,1]` over an eval dataset (any batch size, split into single
     images); returns (MAI metrics dict, (rgb, gt, pred) of the first image or None). `on_image(i, path, pred)`
-    is called for every image (e.g. to save predictions)."""
+    is called for every image (e.g. to save predictions); `standard` (a `metrics.StandardMetrics`) also gets
+    every (pred, gt)."""
 
     metric = MAIMetrics()
     sample, count = None, 0
@@ -234,6 +324,8 @@ def evaluate_predict_fn(predict, dataset, max_images: int = 0, on_image=None):
             pred = predict(images[i:i + 1])
             pred = pred.numpy() if hasattr(pred, "numpy") else np.asarray(pred)
             metric.update_state(pred, depths[i:i + 1])
+            if standard is not None:
+                standard.update(pred, depths[i].numpy())
             if sample is None:
                 sample = (images[i].numpy(), depths[i].numpy(), pred[0])
             if on_image is not None:

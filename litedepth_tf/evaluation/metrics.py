@@ -31,6 +31,18 @@ exact integer in mm (1 mm -> 1.0000000475 mm), so validity is tested as ``gt_mm 
 pixel invalid as in the uint16 reference. Sums are accumulated in float64.
 
 Score: `mai_score` (see its docstring for the fitted constant C = 1/640 per second).
+
+Standard protocol (`standard_image_metrics`, `StandardMetrics`): the metrics of the public toolboxes (BTS,
+Monocular-Depth-Estimation-Toolbox ``depth/core/evaluation/metrics.py``) for NYU, KITTI and the other presets,
+per image then the mean over images (``nanmean``). Per image: valid = ``min_depth < gt < max_depth`` inside the
+evaluation crop (NYU Eigen rows 45:471 cols 41:601; KITTI Garg / Eigen fractions of the 352x1216 frame, see
+`data.datasets`); optional median scaling (``align="median"``: pred *= median(gt) / median(pred) on the valid
+pixels, for relative-depth models, as monodepth2 does); the prediction clamped to [min_depth, max_depth] (BTS's
+eval; the toolbox's heads cannot leave that range); then with e = ln pred - ln gt:
+  abs_rel = mean |gt - pred| / gt, sq_rel = mean (gt - pred)^2 / gt, rmse = sqrt(mean (gt - pred)^2),
+  rmse_log = sqrt(mean e^2), log10 = mean |log10 gt - log10 pred|, silog = 100 sqrt(mean e^2 - (mean e)^2),
+  delta_i = fraction of max(gt/pred, pred/gt) < 1.25^i.
+An image without a valid pixel is skipped and counted (the toolbox's NaN row, dropped by nanmean).
 """
 
 from __future__ import annotations
@@ -135,15 +147,16 @@ def _evenly_spaced(items, max_files):
 
 
 def median_train_depth(data_root, split: str = "train", max_files: int | None = None, max_depth: float | None = None,
-                       progress: bool = True) -> float:
+                       progress: bool = True, pairs=None, depth_scale: float = MM_PER_M) -> float:
     """Median depth (metres) over every valid pixel (uint16 mm != 0) of the depth PNGs of ``data_root/split``.
 
     Exact, with O(65536) memory: a histogram of the uint16 values. `max_files` reads that many evenly spaced
     files; `max_depth` (metres) additionally drops deeper pixels (e.g. `constants.MAX_DEPTH` to match the input
     pipeline's cap). A file that cannot be decoded or has more than one channel is left out with a warning
-    naming it (as the input pipeline skips bad samples)."""
+    naming it (as the input pipeline skips bad samples). ``pairs``: these ``(stem, rgb, depth)`` instead of
+    listing ``data_root/split`` (other data sets); ``depth_scale``: stored values per metre (1000 = mm)."""
 
-    pairs = _evenly_spaced(list_pairs(data_root, split, check=False), max_files)
+    pairs = _evenly_spaced(list_pairs(data_root, split, check=False) if pairs is None else list(pairs), max_files)
     hist = np.zeros(65536, np.int64)
     for _, _, depth_path in track(pairs, desc=f"median depth ({split})", unit="file",
                                   disable=None if progress else True):
@@ -165,14 +178,14 @@ def median_train_depth(data_root, split: str = "train", max_files: int | None = 
         hist += np.bincount(a.ravel(), minlength=65536)
     hist[0] = 0
     if max_depth is not None:
-        hist[int(np.floor(max_depth * MM_PER_M)) + 1:] = 0
+        hist[int(np.floor(max_depth * depth_scale)) + 1:] = 0
     total = int(hist.sum())
     if total == 0:
         raise ValueError(f"no valid depth pixel under {os.path.join(os.fspath(data_root), split)}")
     cum = np.cumsum(hist)
     lo = int(np.searchsorted(cum, (total - 1) // 2 + 1))  # 0-based ranks (total-1)//2 and total//2
     hi = int(np.searchsorted(cum, total // 2 + 1))
-    return (lo + hi) / 2.0 / MM_PER_M
+    return (lo + hi) / 2.0 / depth_scale
 
 
 def mai_score(si_rmse, runtime_s, c: float = MAI_SCORE_C):
@@ -277,3 +290,67 @@ class MAIMetrics(tf.Module):
     @property
     def n_skipped(self) -> int:
         return int(self._skipped.numpy())
+
+
+# ------------------------------------------------------------------------------------------------ standard protocol
+
+STANDARD_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
+
+
+def crop_mask(shape, box):
+    """Boolean [H, W]: True inside ``box`` (r0, r1, c0, c1), or everywhere for None."""
+    if box is None:
+        return np.ones(shape, bool)
+    m = np.zeros(shape, bool)
+    r0, r1, c0, c1 = box
+    m[r0:r1, c0:c1] = True
+    return m
+
+
+def standard_image_metrics(pred_m, gt_m, min_depth: float = 1e-3, max_depth: float = 80.0, box=None,
+                           align: str = "none") -> dict | None:
+    """The standard metrics of ONE image (see the module docstring); None without a valid pixel."""
+    pred, gt = _as_image(pred_m, "pred"), _as_image(gt_m, "gt")
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred shape {pred.shape} != gt shape {gt.shape}")
+    mask = (gt > min_depth) & (gt < max_depth) & crop_mask(gt.shape, box)
+    if not mask.any():
+        return None
+    g, p = gt[mask], pred[mask]
+    if align == "median":
+        p = p * (np.median(g) / max(float(np.median(p)), 1e-12))
+    elif align != "none":
+        raise ValueError(f"align must be 'none' or 'median', got {align!r}")
+    p = np.clip(np.where(np.isfinite(p), p, max_depth), min_depth, max_depth)
+    thresh = np.maximum(g / p, p / g)
+    e = np.log(p) - np.log(g)
+    return {
+        "abs_rel": float(np.mean(np.abs(g - p) / g)),
+        "sq_rel": float(np.mean((g - p) ** 2 / g)),
+        "rmse": float(np.sqrt(np.mean((g - p) ** 2))),
+        "rmse_log": float(np.sqrt(np.mean(e ** 2))),
+        "log10": float(np.mean(np.abs(np.log10(g) - np.log10(p)))),
+        "silog": float(100.0 * np.sqrt(max(np.mean(e ** 2) - np.mean(e) ** 2, 0.0))),
+        "delta1": float(np.mean(thresh < DELTA)),
+        "delta2": float(np.mean(thresh < DELTA ** 2)),
+        "delta3": float(np.mean(thresh < DELTA ** 3)),
+    }
+
+
+class StandardMetrics:
+    """Host-side accumulator of `standard_image_metrics`: ``update(pred, gt)`` per image (metres, [H, W] /
+    [H, W, 1] / [1, H, W, 1]); ``result()`` the mean over images with a valid pixel (NaN if none), plus
+    ``n_images`` / ``n_skipped``."""
+
+    def __init__(self, min_depth=1e-3, max_depth=80.0, box=None, align="none"):
+        self.min_depth, self.max_depth, self.box, self.align = float(min_depth), float(max_depth), box, align
+        self.rows = []
+
+    def update(self, pred, gt):
+        self.rows.append(standard_image_metrics(pred, gt, self.min_depth, self.max_depth, self.box, self.align))
+
+    def result(self) -> dict:
+        kept = [r for r in self.rows if r is not None]
+        out = {k: (float(np.mean([r[k] for r in kept])) if kept else float("nan")) for k in STANDARD_KEYS}
+        out["n_images"], out["n_skipped"] = len(kept), len(self.rows) - len(kept)
+        return out

@@ -62,8 +62,9 @@ def decoder_kind(model, name="decoder") -> str:
     raise ValueError(f"model {model.name!r}: decoder kernels {kernels} match no kind of {DECODER_KINDS}")
 
 
-def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder", kind="mix"):
-    """features: [f4, f8, f16, f32] Keras tensors. Returns dict(depth, feat_4, feat_8, feat_16)."""
+def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder", kind="mix", max_depth=MAX_DEPTH):
+    """features: [f4, f8, f16, f32] Keras tensors. Returns dict(depth, feat_4, feat_8, feat_16). ``max_depth``:
+    the head's range, ``max_depth * sigmoid`` (40 m for MAI; 80 m for KITTI's ``student_80m`` preset)."""
     if kind not in DECODER_KERNELS:
         raise ValueError(f"decoder kind must be one of {DECODER_KINDS}, got {kind!r}")
     k32, k16, k8, k4 = DECODER_KERNELS[kind]
@@ -83,5 +84,5 @@ def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder",
     feat_4 = fuse(layers.ReLU(name=f"{name}_relu8")(feat_8), f4, logits_dim, k4, "4")
     x = layers.ReLU(name=f"{name}_relu4")(feat_4)
     depth = layers.Activation("sigmoid", name=f"{name}_depth_sigmoid")(_conv(1, 1, f"{name}_depth_conv")(x))
-    depth = ops.clip(depth * MAX_DEPTH, MIN_DEPTH, MAX_DEPTH)
+    depth = ops.clip(depth * max_depth, MIN_DEPTH, max_depth)
     return {"depth": depth, "feat_4": feat_4, "feat_8": feat_8, "feat_16": feat_16}

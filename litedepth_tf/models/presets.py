@@ -13,6 +13,7 @@ import importlib
 
 MODELS = {
     "student": "litedepth_tf.models.student:build_student",
+    "student_80m": "litedepth_tf.models.student:build_student",
     "student_conv3x3": "litedepth_tf.models.student:build_student",
     "student_conv1x1": "litedepth_tf.models.student:build_student",
     "teacher_swin_micro": "litedepth_tf.models.teacher:build_teacher",
@@ -22,6 +23,7 @@ MODELS = {
 }
 
 MODEL_KWARGS = {
+    "student_80m": {"max_depth": 80.0},  # KITTI / DIODE: depth head 80 * sigmoid (the weights are the same shape)
     "student_conv3x3": {"decoder": "conv3x3"},  # Table 3's decoder variants (models.decoder.DECODER_KINDS)
     "student_conv1x1": {"decoder": "conv1x1"},
     "teacher_swin_micro": {"preset": "micro"},

@@ -5,6 +5,10 @@
   `depth` (stride 4, metres) and the pre-activation decoder features `feat_4`, `feat_8`, `feat_16`.
 * `build_deploy_model(train_model)` -> the **deploy view**: `[1, 480, 640, 3]` raw RGB -> resize to
   128x160 inside the graph (fast downsampling) -> train view -> depth 32x40 -> resize to `[1, 480, 640, 1]`.
+  Other frame sizes: ``frame_size=(H, W)`` (e.g. KITTI 352x1216) and the network size (default: the paper's
+  480x640 -> 128x160 ratio rounded to /32, `common.sizes.network_size`: 352x1216 -> 96x320).
+* ``max_depth``: the depth head's range (``max_depth * sigmoid``), 40 m by default; preset ``student_80m`` (KITTI,
+  DIODE) uses 80 m. The deploy view keeps the train view's range (``model.depth_range``).
   With `merge_normalization=True` (default) the normalisation is folded into the first conv
   (`litedepth_tf.models.normalization`); the result is a weight *snapshot*. With False it wraps `train_model` itself.
 """
@@ -16,8 +20,9 @@ import os
 import keras
 from keras import layers, ops
 
+from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH, NORM_MEAN, NORM_STD
+from litedepth_tf.common.sizes import network_size
 from litedepth_tf.models.mobilenet import build_mobilenet_encoder
-from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, NET_HEIGHT, NET_WIDTH, NORM_MEAN, NORM_STD
 from litedepth_tf.models.decoder import decoder_kind, light_decoder
 from litedepth_tf.models.normalization import merge_first_conv
 
@@ -25,16 +30,18 @@ ENCODER_NAME = "encoder"
 
 
 def build_student(weights=None, input_shape=(None, None, 3), encoder_weights=None, name="student",
-                  decoder="mix") -> keras.Model:
+                  decoder="mix", max_depth=MAX_DEPTH) -> keras.Model:
     """The train view. `encoder_weights`: None | "imagenet" | path (encoder only, before training).
     `weights`: path to full student weights (`.weights.h5`) saved by the trainer, loaded strictly.
     `decoder`: the decoder kind (`litedepth_tf.models.decoder.DECODER_KINDS`; presets `student_conv3x3` /
-    `student_conv1x1` build the non-default ones)."""
+    `student_conv1x1` build the non-default ones). `max_depth`: the depth head's range in metres (see the
+    module docstring; preset `student_80m`)."""
     encoder = build_mobilenet_encoder(input_shape=input_shape, weights=encoder_weights, name=ENCODER_NAME)
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Rescaling(1.0 / NORM_STD, offset=-NORM_MEAN / NORM_STD, name="normalize")(inputs)
-    outputs = light_decoder(encoder(x), kind=decoder)
+    outputs = light_decoder(encoder(x), kind=decoder, max_depth=max_depth)
     model = keras.Model(inputs, outputs, name=name)
+    model.depth_range = float(max_depth)
     if weights is not None:
         load_weights(model, weights)
     return model
@@ -51,12 +58,15 @@ def load_weights(model: keras.Model, path) -> None:
         raise ValueError(f"Could not load weights from {path!r} into {model.name!r}: {err}") from err
 
 
-def _merged_copy(train_model: keras.Model) -> keras.Model:
-    """A 128x160 copy of the train view with the normalisation folded into the first conv."""
+def _merged_copy(train_model: keras.Model, net_size=None) -> keras.Model:
+    """A copy of the train view at ``net_size`` (default 128x160) with the normalisation folded into the first
+    conv."""
+    nh, nw = net_size or network_size((INPUT_HEIGHT, INPUT_WIDTH))
     encoder = train_model.get_layer(ENCODER_NAME)
-    merged_encoder = merge_first_conv(encoder, (NET_HEIGHT, NET_WIDTH, 3), NORM_MEAN, NORM_STD)
-    inputs = keras.Input(shape=(NET_HEIGHT, NET_WIDTH, 3), name="image")
-    outputs = light_decoder(merged_encoder(inputs), kind=decoder_kind(train_model))
+    merged_encoder = merge_first_conv(encoder, (nh, nw, 3), NORM_MEAN, NORM_STD)
+    inputs = keras.Input(shape=(nh, nw, 3), name="image")
+    outputs = light_decoder(merged_encoder(inputs), kind=decoder_kind(train_model),
+                            max_depth=getattr(train_model, "depth_range", MAX_DEPTH))
     model = keras.Model(inputs, outputs, name=train_model.name + "_merged")
     for layer in model.layers:
         if layer.weights and layer.name != ENCODER_NAME:
@@ -74,17 +84,26 @@ def can_merge_normalization(train_model: keras.Model) -> bool:
     return True
 
 
-def build_deploy_model(train_model: keras.Model, merge_normalization: bool = True, name="litedepth") -> keras.Model:
-    """[1, 480, 640, 3] raw RGB float32 -> [1, 480, 640, 1] depth in metres."""
+def build_deploy_model(train_model: keras.Model, merge_normalization: bool = True, name="litedepth",
+                       frame_size=(INPUT_HEIGHT, INPUT_WIDTH), net_size=None) -> keras.Model:
+    """[1, H, W, 3] raw RGB float32 -> [1, H, W, 1] depth in metres, (H, W) = ``frame_size`` (480x640 by
+    default); the network runs at ``net_size`` (default `common.sizes.network_size(frame_size)`, 128x160 for
+    480x640; each side divisible by 32)."""
     if merge_normalization and not can_merge_normalization(train_model):
         raise ValueError(f"model {train_model.name!r}: the normalisation can only be merged into the student's first "
                          "conv; build its deploy view with merge_normalization=False")
-    core = _merged_copy(train_model) if merge_normalization else train_model
-    inputs = keras.Input(shape=(INPUT_HEIGHT, INPUT_WIDTH, 3), batch_size=1, name="image")
-    small = ops.image.resize(inputs, (NET_HEIGHT, NET_WIDTH), interpolation="bilinear")
+    fh, fw = (int(v) for v in frame_size)
+    nh, nw = (int(v) for v in (net_size or network_size((fh, fw))))
+    if nh % 32 or nw % 32:
+        raise ValueError(f"network size {nh}x{nw}: each side must be divisible by 32 (the encoder's stride)")
+    core = _merged_copy(train_model, (nh, nw)) if merge_normalization else train_model
+    inputs = keras.Input(shape=(fh, fw, 3), batch_size=1, name="image")
+    small = ops.image.resize(inputs, (nh, nw), interpolation="bilinear")
     depth = core(small, training=False)["depth"]
-    depth = ops.image.resize(depth, (INPUT_HEIGHT, INPUT_WIDTH), interpolation="bilinear")
-    return keras.Model(inputs, depth, name=name)
+    depth = ops.image.resize(depth, (fh, fw), interpolation="bilinear")
+    deploy = keras.Model(inputs, depth, name=name)
+    deploy.depth_range = float(getattr(train_model, "depth_range", MAX_DEPTH))
+    return deploy
 
 
 def check_image_batch(images, expected_hw=None, divisible_by: int = 32, what: str = "images") -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from litedepth_tf.common.constants import NET_HEIGHT, NET_WIDTH
+from litedepth_tf.common.sizes import network_size
 
 
 def phase_taps(factor: int) -> np.ndarray:
@@ -115,14 +115,29 @@ def with_fast_upsampling(deploy: keras.Model, integer_friendly: bool = True) -> 
         raise ValueError(f"{deploy.name!r} is not a LiteDepth deploy model (expected one nested core model)")
     core = cores[0]
     h, w = int(deploy.input.shape[1]), int(deploy.input.shape[2])
+    net = tuple(core.input.shape[1:3])
+    net = net if None not in net else network_size((h, w))
+    if not upsample_factors_ok((h, w), net):
+        raise ValueError(f"{deploy.name!r}: the depth map {net[0] // 4}x{net[1] // 4} does not divide the frame "
+                         f"{h}x{w} by integer factors; the conv upsampling needs them (use --upsample=resize)")
     inputs = keras.Input(shape=(h, w, 3), batch_size=1, name="image")
-    small = ops.image.resize(inputs, (NET_HEIGHT, NET_WIDTH), interpolation="bilinear")
+    small = ops.image.resize(inputs, net, interpolation="bilinear")
     depth = core(small, training=False)["depth"]
     depth = BilinearUpsample((h, w), integer_friendly=integer_friendly, name="upsample_depth")(depth)
-    return keras.Model(inputs, depth, name=deploy.name + "_fastup")
+    model = keras.Model(inputs, depth, name=deploy.name + "_fastup")
+    if hasattr(deploy, "depth_range"):
+        model.depth_range = deploy.depth_range
+    return model
 
 
 UPSAMPLE_MODES = ("auto", "resize", "conv")
+
+
+def upsample_factors_ok(frame, net) -> bool:
+    """Whether the stride-4 depth map of network size ``net`` upsamples to ``frame`` by integer factors
+    (480x640 from 32x40: 15 and 16 yes; KITTI 352x1216 from 24x80: no)."""
+    dh, dw = net[0] // 4, net[1] // 4
+    return frame[0] % dh == 0 and frame[1] % dw == 0
 
 
 def resolve_upsample(mode: str, quant: str) -> str:
@@ -137,6 +152,14 @@ def resolve_upsample(mode: str, quant: str) -> str:
 def apply_upsample(deploy: keras.Model, quant: str, mode: str = "auto") -> keras.Model:
     """The deploy model to export for `quant`: unchanged ('resize') or with `BilinearUpsample` ('conv';
     integer-friendly taps for int8, exact taps for fp32 / fp16)."""
-    if resolve_upsample(mode, quant) == "resize":
+    kind = resolve_upsample(mode, quant)
+    if kind == "conv" and mode == "auto":  # auto: conv only where the factors are integers
+        cores = [layer for layer in deploy.layers if isinstance(layer, keras.Model)]
+        frame = (int(deploy.input.shape[1]), int(deploy.input.shape[2]))
+        net = tuple(cores[0].input.shape[1:3]) if cores else (None, None)
+        net = net if None not in net else network_size(frame)
+        if not upsample_factors_ok(frame, net):
+            kind = "resize"
+    if kind == "resize":
         return deploy
     return with_fast_upsampling(deploy, integer_friendly=(quant == "int8"))

@@ -30,10 +30,11 @@ _PLAIN_STEM = re.compile(r"^[^\s#]+$")  # stems a `file_list` line can carry unc
 class RepresentativeImages:
     """A re-iterable calibration set: calling it returns a fresh generator of `[float32 [1, H, W, 3]]`."""
 
-    def __init__(self, data_root, split: str, n: int, seed: int = 0):
+    def __init__(self, data_root, split: str, n: int, seed: int = 0, dataset=None, split_file=None):
         self.data_root, self.split, self.seed = os.fspath(data_root), split, int(seed)
+        self.data_kw = {} if dataset is None and split_file is None else dict(dataset=dataset, split_file=split_file)
         try:
-            pairs = list_pairs(self.data_root, split)
+            pairs = list_pairs(self.data_root, split, **self.data_kw)
         except (FileNotFoundError, ValueError) as err:
             raise ValueError(f"calibration split {split!r} under {self.data_root!r} is unusable: {err}") from err
         total = len(pairs)
@@ -55,7 +56,9 @@ class RepresentativeImages:
 
     def _dataset(self, tmp_dir):
         if len(self.pairs) == self.total:
-            return make_dataset(self.data_root, self.split, 1, training=False, deterministic=True)
+            return make_dataset(self.data_root, self.split, 1, training=False, deterministic=True, **self.data_kw)
+        if self.data_kw:  # another data set: stream it and keep the chosen frames (see __call__)
+            return None
         if all(_PLAIN_STEM.match(s) for s in self.stems):
             lines = self.stems  # `stem` lines: rgb/<stem>.png + depth/<stem>.png under root/split
         else:
@@ -74,15 +77,17 @@ class RepresentativeImages:
                 return
             # stems with spaces or '#': stream the whole split and keep the chosen ones (same images, slower)
             wanted = {p[1] for p in self.pairs}
-            ds = make_dataset(self.data_root, self.split, 1, training=False, deterministic=True)
+            ds = make_dataset(self.data_root, self.split, 1, training=False, deterministic=True, **self.data_kw)
             for batch in ds:
                 if batch["rgb_path"][0].numpy().decode() in wanted:
                     yield [batch["image"].numpy().astype(np.float32)]
 
 
-def representative_images(data_root, split: str, n: int, seed: int = 0) -> RepresentativeImages:
-    """`n` deterministic calibration images of `data_root/split` from the evaluation pipeline (see module doc).
+def representative_images(data_root, split: str, n: int, seed: int = 0, dataset=None,
+                          split_file=None) -> RepresentativeImages:
+    """`n` deterministic calibration images of `data_root/split` from the evaluation pipeline (see module doc);
+    ``dataset`` / ``split_file``: another data set's frames (`data.datasets`), at its frame size.
 
-    Returns a callable for `TFLiteConverter.representative_dataset`; each call yields `[np.float32 [1,480,640,3]]`
+    Returns a callable for `TFLiteConverter.representative_dataset`; each call yields `[np.float32 [1,H,W,3]]`
     `len(rep)` times."""
-    return RepresentativeImages(data_root, split, n, seed)
+    return RepresentativeImages(data_root, split, n, seed, dataset, split_file)

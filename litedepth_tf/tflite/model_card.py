@@ -5,7 +5,7 @@
 * ``model``: file name, size, SHA-256 of the file, quantisation mode, final upsampling, merged normalisation;
 * ``input`` / ``output``: tensor name, shape, dtype, value range and, for uint8 / int8 tensors, the quantisation
   (``real = scale * (q - zero_point)``); input raw RGB 0..255 (the model normalises inside), output depth in
-  metres, valid range [MIN_DEPTH, MAX_DEPTH];
+  metres, valid range [MIN_DEPTH, the depth head's range] (40 m; 80 m for ``student_80m``);
 * ``training``: the weights file and the SHA-256 of the run's ``flags.txt`` next to it (null when absent);
 * ``evaluation``: the metrics and data set of an `evaluate` report (``--eval_report``), or null;
 * ``parity``: Keras vs TFLite max / mean |difference| and the tolerance, or null (``--noparity``);
@@ -52,8 +52,9 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
-def tensor_description(detail: dict, role: str) -> dict:
-    """One interpreter input/output detail -> the card's entry (name, shape, dtype, range, units, quantisation)."""
+def tensor_description(detail: dict, role: str, max_depth: float = MAX_DEPTH) -> dict:
+    """One interpreter input/output detail -> the card's entry (name, shape, dtype, range, units, quantisation);
+    ``max_depth``: the top of the output's range (the depth head's: 40 m, 80 m for ``student_80m``)."""
     dtype = np.dtype(detail["dtype"])
     scale, zero = detail.get("quantization", (0.0, 0))
     entry = {"name": detail["name"], "shape": [int(d) for d in detail["shape"]], "dtype": dtype.name,
@@ -67,7 +68,7 @@ def tensor_description(detail: dict, role: str) -> dict:
         if entry["quantization"]:
             entry["meaning"] += "; quantised with the parameters above"
     else:
-        entry.update(layout="NHWC, 1 channel", units="metres", valid_range=[MIN_DEPTH, MAX_DEPTH],
+        entry.update(layout="NHWC, 1 channel", units="metres", valid_range=[MIN_DEPTH, float(max_depth)],
                      meaning="metric depth per pixel at the input's resolution")
     return entry
 
@@ -105,9 +106,10 @@ def evaluation_entry(report_path, allowed_models=()) -> dict:
 
 def build_card(tflite_path, input_detail: dict, output_detail: dict, quant: str, *, weights=None, upsample=None,
                merge_normalization=None, parity=None, gpu=None, evaluation=None, created_by=None,
-               version=None) -> dict:
+               version=None, max_depth: float = MAX_DEPTH) -> dict:
     """The card dict for an exported file (see the module docstring); `parity` a dict or None, `gpu` the
-    `GpuReport.summary()` dict or None, `evaluation` an `evaluation_entry` or None."""
+    `GpuReport.summary()` dict or None, `evaluation` an `evaluation_entry` or None; `max_depth` the depth head's
+    range (the deploy model's ``depth_range``)."""
     path = os.fspath(tflite_path)
     return {
         "format": CARD_FORMAT, "version": CARD_VERSION,
@@ -115,7 +117,7 @@ def build_card(tflite_path, input_detail: dict, output_detail: dict, quant: str,
                   "quantization": quant, "upsample": upsample, "merge_normalization": merge_normalization,
                   "litedepth_tf": version, "created_by": created_by},
         "input": tensor_description(input_detail, "input"),
-        "output": tensor_description(output_detail, "output"),
+        "output": tensor_description(output_detail, "output", max_depth),
         "training": flags_checksum(weights),
         "evaluation": evaluation,
         "parity": parity,

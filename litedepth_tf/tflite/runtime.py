@@ -21,10 +21,12 @@ class TFLiteModel:
     """A `.tflite` depth model: `predict(images [1,H,W,3] raw 0..255) -> depth [1,H,W,1] metres`.
 
     Handles float32 and uint8 (quantised) input/output tensors. `check_signature=True` (default) insists on
-    the LiteDepth deploy signature [1,480,640,3] -> [1,480,640,1] and raises a ValueError naming the file.
+    the LiteDepth deploy signature [1,480,640,3] -> [1,480,640,1] (``expected_size=(H, W)``: [1,H,W,3] ->
+    [1,H,W,1], e.g. a KITTI export at 352x1216; ``"any"``: any H, W with the output the input's size) and raises a
+    ValueError naming the file.
     """
 
-    def __init__(self, path, num_threads: int | None = None, check_signature: bool = True):
+    def __init__(self, path, num_threads: int | None = None, check_signature: bool = True, expected_size=None):
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"TFLite model not found: {self.path!r}")
@@ -41,7 +43,13 @@ class TFLiteModel:
         self.input_shape = tuple(int(d) for d in self.input["shape"])
         self.output_shape = tuple(int(d) for d in self.output["shape"])
         if check_signature:
-            self.check_signature()
+            if expected_size == "any":
+                expected_size = self.input_shape[1:3] if len(self.input_shape) == 4 else (INPUT_HEIGHT, INPUT_WIDTH)
+            if expected_size is None:
+                self.check_signature()
+            else:
+                h, w = (int(v) for v in expected_size)
+                self.check_signature((1, h, w, 3), (1, h, w, 1))
 
     def check_signature(self, expected_input=EXPECTED_INPUT, expected_output=EXPECTED_OUTPUT):
         problems = []
@@ -54,6 +62,11 @@ class TFLiteModel:
                 problems.append(f"{name} dtype {np.dtype(det['dtype']).name} (expected float32 or uint8)")
         if problems:
             raise ValueError(f"{self.path!r} does not have the LiteDepth signature: " + "; ".join(problems))
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(H, W) of the model's input."""
+        return tuple(self.input_shape[1:3])
 
     @property
     def input_dtype(self):

@@ -95,8 +95,9 @@ class LoopConfig:
 
 class Trainer:
     def __init__(self, model, optimizer, loss_fn, weighting, strategy=None, extra_loss_fn=None,
-                 clip_norm: float = 35.0, seed: int = 0):
+                 clip_norm: float = 35.0, seed: int = 0, frame_size=None):
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.frame_size = tuple(frame_size) if frame_size is not None else None  # validation frames (default 480x640)
         self.model, self.optimizer, self.loss_fn, self.weighting = model, optimizer, loss_fn, weighting
         self.extra_loss_fn, self.clip_norm, self.seed = extra_loss_fn, float(clip_norm), int(seed)
         with self.strategy.scope():
@@ -197,10 +198,12 @@ class Trainer:
 
     # ---- validation -----------------------------------------------------------------------------------------
     def predict_fn(self):
-        """The deploy view around the live weights: [1, 480, 640, 3] -> [1, 480, 640, 1] metres."""
+        """The deploy view around the live weights: [1, H, W, 3] -> [1, H, W, 1] metres at the validation frame
+        size (480x640 unless the trainer was given another ``frame_size``)."""
 
         if getattr(self, "_deploy", None) is None:
-            self._deploy = build_deploy_model(self.model, merge_normalization=False, name="deploy_eval")
+            kw = {} if self.frame_size is None else dict(frame_size=self.frame_size)
+            self._deploy = build_deploy_model(self.model, merge_normalization=False, name="deploy_eval", **kw)
             self._deploy_fn = tf.function(lambda x: self._deploy(x, training=False), reduce_retracing=True)
         return self._deploy_fn
 

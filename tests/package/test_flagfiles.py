@@ -8,6 +8,8 @@ import pytest
 from absl import flags
 
 from litedepth_tf import train
+from litedepth_tf.data import datasets
+from litedepth_tf.models.presets import MODEL_KWARGS
 from tests.helpers import REPO
 
 CFGS = sorted(glob.glob(os.path.join(REPO, "flags", "*.cfg")))
@@ -15,7 +17,8 @@ CFGS = sorted(glob.glob(os.path.join(REPO, "flags", "*.cfg")))
 
 def test_there_are_flagfiles():
     names = {os.path.basename(p) for p in CFGS}
-    assert {"student.cfg", "demo.cfg", "teacher.cfg", "distill.cfg", "demo_teacher.cfg", "demo_distill.cfg"} <= names
+    assert {"student.cfg", "demo.cfg", "teacher.cfg", "distill.cfg", "demo_teacher.cfg", "demo_distill.cfg",
+            "nyu.cfg", "kitti.cfg"} <= names
 
 
 @pytest.mark.parametrize("path", CFGS, ids=os.path.basename)
@@ -47,3 +50,17 @@ def test_loss_flags_reach_the_loss_config(args, per_image):
         "--vnl_samples=321", *args])
     cfg = train.loss_config(fv)
     assert (cfg.si_lambda, cfg.robust_c, cfg.vnl_samples, cfg.si_per_image) == (0.25, 1.5, 321, per_image)
+
+
+@pytest.mark.parametrize("name, dataset, model", [("nyu.cfg", "nyu", "student"), ("kitti.cfg", "kitti", "student_80m")])
+def test_dataset_flagfiles_match_their_preset(name, dataset, model, monkeypatch):
+    """The data set flagfiles train the preset they name, with its R-crop sizes, a head that covers its range,
+    and say that they were not run on the real data here."""
+    monkeypatch.chdir(REPO)
+    fv = train.define_flags(flags.FlagValues())
+    fv(["train", f"--flagfile=flags/{name}"])
+    preset = datasets.get_preset(fv.dataset)
+    assert fv.dataset == dataset and fv.model == model and fv.split_file and fv.val_split_file
+    assert tuple(train._parse_crop(c) for c in fv.crop_sizes) == preset.crop_sizes
+    assert MODEL_KWARGS.get(model, {}).get("max_depth", 40.0) >= preset.max_depth
+    assert "NOT run on the real" in open(os.path.join(REPO, "flags", name)).read().split("\n--", 1)[0]
