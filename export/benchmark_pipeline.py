@@ -31,7 +31,7 @@ import tensorflow as tf
 from absl import flags
 
 from litedepth_tf.common import cli
-from litedepth_tf.common.files import atomic_write_text
+from litedepth_tf.common.files import atomic_write_json, atomic_write_text
 from litedepth_tf.data import datasets, fixtures
 from litedepth_tf.data.augment import CROP_SIZES, image_size_for_crop
 from litedepth_tf.data.pipeline import make_dataset
@@ -166,7 +166,7 @@ def main(argv, fv=None):
         res = dict(batch_size=a.batch_size, steps=a.steps, cpu_count=os.cpu_count(), loadavg=list(os.getloadavg()),
                    cache_in_memory=a.cache_in_memory, presets=benchmark_presets(a))
         if a.out:
-            atomic_write_text(a.out, json.dumps(res, indent=2))
+            atomic_write_json(a.out, res)
             print(f"wrote {a.out}")
         return cli.EXIT_OK
     root = a.data_root
@@ -191,7 +191,7 @@ def main(argv, fv=None):
         ok = "OK" if res["pipeline_over_train_step"] >= 3 else "BELOW TARGET"
         print(f"ratio:      {res['pipeline_over_train_step']:8.2f}x (target >= 3x: {ok})")
     if a.out:
-        atomic_write_text(a.out, json.dumps(res, indent=2))
+        atomic_write_json(a.out, res)
         print(f"wrote {a.out}")
     return cli.EXIT_OK
 

@@ -12,13 +12,12 @@ synthetic set is generated there. The machine's speed drifts with its load: comp
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import flags
 
 from litedepth_tf.common import cli
-from litedepth_tf.common.files import atomic_write_text
+from litedepth_tf.common.files import atomic_write_json
 from litedepth_tf.data.synthetic import ensure_synthetic
 from litedepth_tf.training.benchmark import format_table, run_benchmark
 
@@ -57,7 +56,7 @@ def main(argv, fv=None):
     res["data_root"] = a.data_root
     print(format_table(res))
     if a.out:
-        atomic_write_text(a.out, json.dumps(res, indent=2))
+        atomic_write_json(a.out, res)
         print(f"wrote {a.out}")
     return cli.EXIT_OK
 
