@@ -303,8 +303,10 @@ def vnl_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, intrinsics: tf
 def compute_losses(pred: tf.Tensor, batch: dict, seed: tf.Tensor, cfg: LossConfig | None = None) -> dict:
     """``{"si", "grad", "vnl", "robust", "n_valid"}`` float32 scalars for the model's depth ``pred``.
 
-    The prediction is resized once (``_Upsampled``: two matmuls) and its forward differences come from the
-    interpolation rows, not from slices of the full-resolution map; every loss then works on ``[B, H, W]``."""
+    The prediction is resized once for the SI, VNL and robust terms (``resize_to``: two matmuls), and its forward
+    differences come from the interpolation rows (``_differences``), not from slices of the full-resolution map;
+    every loss then works on ``[B, H, W]``. The two build their own ``_Upsampled``, so the interpolation
+    matrices and ``p @ Wx^T`` are computed twice per step when the sizes are only known at run time."""
     cfg = cfg or LossConfig()
     depth, valid = tf.cast(batch["depth"], tf.float32), tf.cast(batch["valid"], tf.float32)
     pred = tf.cast(pred, tf.float32)
