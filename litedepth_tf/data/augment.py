@@ -149,13 +149,30 @@ def crop_batch(images, depths, intrinsics, crop_h, crop_w, offset_y, offset_x):
     return cut(images), cut(depths), intrinsics
 
 
-def _draw_offsets(s, depths, crop_h, crop_w):
-    """A random top-left corner per element of `depths` [B, H, W, ...] for a crop_h x crop_w crop, from the
-    streams ``s[1]`` (rows) and ``s[2]`` (columns); fails in the graph if the crop exceeds the frame."""
+def _check_crops_fit(depths, crop_sizes) -> bool:
+    """True if every crop size fits the frame of `depths` [B, H, W, ...], checked here in Python (ValueError naming
+    the crop if one does not); False if the frame size is only known at run time (the caller checks in the graph).
+    A static check keeps the input pipeline free of stateful ops (an in-graph Assert is one): under
+    ``tf.config.experimental.enable_op_determinism`` a single stateful op in a tf.data function turns prefetching
+    and every parallel map of the pipeline off."""
+    hw = depths.shape[1:3]
+    if not hw.is_fully_defined():
+        return False
+    for ch, cw in crop_sizes:
+        if ch > hw[0] or cw > hw[1]:
+            raise ValueError(f"crop size {ch}x{cw} larger than the frame {hw[0]}x{hw[1]}")
+    return True
+
+
+def _draw_offsets(s, depths, crop_h, crop_w, crop_sizes):
+    """A random top-left corner per element of `depths` [B, H, W, ...] for a crop_h x crop_w crop (one of
+    `crop_sizes`), from the streams ``s[1]`` (rows) and ``s[2]`` (columns); a crop larger than the frame fails in
+    Python (static frame size) or in the graph."""
     shape = tf.shape(depths)
     b, h, w = shape[0], shape[1], shape[2]
-    tf.debugging.assert_less_equal(tf.stack([crop_h, crop_w]), tf.stack([h, w]),
-                                   message="crop size larger than the frame")
+    if not _check_crops_fit(depths, crop_sizes):
+        tf.debugging.assert_less_equal(tf.stack([crop_h, crop_w]), tf.stack([h, w]),
+                                       message="crop size larger than the frame")
     oy = tf.random.stateless_uniform([b], s[1], 0, h - crop_h + 1, dtype=tf.int32)
     ox = tf.random.stateless_uniform([b], s[2], 0, w - crop_w + 1, dtype=tf.int32)
     return oy, ox
@@ -165,7 +182,7 @@ def _draw_crop(seed, depths, crop_sizes):
     """ONE crop size for the batch and a random offset per element: (crop_h, crop_w, offsets_y [B], offsets_x [B])."""
     s = split_seed(seed, 3)
     crop_h, crop_w = sample_crop_size(s[0], crop_sizes)
-    oy, ox = _draw_offsets(s, depths, crop_h, crop_w)
+    oy, ox = _draw_offsets(s, depths, crop_h, crop_w, crop_sizes)
     return crop_h, crop_w, oy, ox
 
 
@@ -178,7 +195,7 @@ def _draw_crop_table(seed, depths, crop_sizes, image_sizes):
     table = tf.constant([[*c, *n] for c, n in zip(crop_sizes, image_sizes)], tf.int32)
     row = table[tf.random.stateless_uniform([], as_seed(s[0]), 0, len(crop_sizes), dtype=tf.int32)]
     crop_h, crop_w = row[0], row[1]
-    oy, ox = _draw_offsets(s, depths, crop_h, crop_w)
+    oy, ox = _draw_offsets(s, depths, crop_h, crop_w, crop_sizes)
     return crop_h, crop_w, oy, ox, row
 
 

@@ -227,8 +227,8 @@ def sample_intrinsics(preset, pairs, focals=None):
 
 
 def _decode_all(pairs, size, max_depth=MAX_DEPTH, bad=None, decode=None, scale=DEPTH_SCALE, check_kw=None):
-    """Pairs decoded once into two host-memory variables (uint8 [N,H,W,3], uint16 [N,H,W,1]); a pair that cannot
-    be decoded or has no valid depth pixel is reported to ``bad`` and left out. Returns (variables, kept)."""
+    """Pairs decoded once into two host-memory tensors (uint8 [N,H,W,3], uint16 [N,H,W,1]); a pair that cannot
+    be decoded or has no valid depth pixel is reported to ``bad`` and left out. Returns (tensors, kept)."""
 
     images = np.empty((len(pairs), size[0], size[1], 3), np.uint8)
     depths = np.empty((len(pairs), size[0], size[1], 1), np.uint16)
@@ -254,9 +254,10 @@ def _decode_all(pairs, size, max_depth=MAX_DEPTH, bad=None, decode=None, scale=D
         kept.append(pair)
     if not kept:
         raise BadSampleError(f"no usable pair to cache: all {len(pairs)} are bad")
+    # constant tensors, not tf.Variables: a variable read is a stateful op, and under op determinism (--deterministic)
+    # one stateful op in a tf.data function turns prefetching and every parallel map of the pipeline off
     with tf.device("/CPU:0"):
-        return (tf.Variable(images[:len(kept)], trainable=False, name="cached_images"),
-                tf.Variable(depths[:len(kept)], trainable=False, name="cached_depths")), kept
+        return (tf.constant(images[:len(kept)]), tf.constant(depths[:len(kept)])), kept
 
 
 def _usable_pairs(root, split, file_list, check_files, size, bad, preset=None, split_file=None):
