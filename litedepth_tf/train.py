@@ -286,12 +286,19 @@ def _train(f, strategy, chief, bad_samples, preset, train_split, val_split) -> d
     if f.split_file:
         train_split = None
 
+    built = {}
+
     def train_data(ctx: tf.distribute.InputContext):
-        return input_pipeline.make_dataset(
-            f.data_root, train_split, ctx.get_per_replica_batch_size(f.batch_size), training=True,
-            seed=f.seed + 1000 * ctx.input_pipeline_id, deterministic=f.deterministic, crop_sizes=crops,
-            intrinsics=intrinsics, cache_in_memory=f.cache_in_memory, on_bad_sample=f.on_bad_sample,
-            depth_stride=f.depth_stride, bad_sample_counter=bad_samples, split_file=f.split_file, **data_kw)
+        # built once per input pipeline: the precise-BatchNorm stream iterates the same dataset (the same batches
+        # as a rebuilt one) instead of listing, checking and decoding the --cache_in_memory frames a second time
+        key = (ctx.input_pipeline_id, ctx.num_input_pipelines, ctx.get_per_replica_batch_size(f.batch_size))
+        if key not in built:
+            built[key] = input_pipeline.make_dataset(
+                f.data_root, train_split, ctx.get_per_replica_batch_size(f.batch_size), training=True,
+                seed=f.seed + 1000 * ctx.input_pipeline_id, deterministic=f.deterministic, crop_sizes=crops,
+                intrinsics=intrinsics, cache_in_memory=f.cache_in_memory, on_bad_sample=f.on_bad_sample,
+                depth_stride=f.depth_stride, bad_sample_counter=bad_samples, split_file=f.split_file, **data_kw)
+        return built[key]
 
     val_ds = None
     if val_split or f.val_split_file:
