@@ -158,7 +158,7 @@ def si_log_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, lam: float 
     """sqrt(Var(g) + lam * mean(g)^2), g = log(pred) - log(gt) over the batch's valid pixels; with
     `per_image`, over each image's valid pixels, then the mean over the images that have any."""
     depth = tf.cast(depth, tf.float32)
-    return _si(resize_to(pred, depth)[..., 0], depth[..., 0], _mask(valid)[..., 0], lam, per_image)
+    return _si(_as_maps(resize_to(pred, depth)), _as_maps(depth), _as_maps(_mask(valid)), lam, per_image)
 
 
 def _si(pred, depth, mask, lam, per_image):
@@ -181,21 +181,36 @@ def gradient_loss(pred: tf.Tensor, grad_x: tf.Tensor, grad_y: tf.Tensor) -> tf.T
 def _differences(pred, target):
     """Forward differences ``[B, H, W - 1]`` (x) and ``[B, H - 1, W]`` (y) of ``pred`` resized to the spatial
     size of ``target``: slices when ``pred`` is at that size already, else from the interpolation rows."""
+    return _resized_maps(pred, target)[1:]
+
+
+def _as_maps(x: tf.Tensor) -> tf.Tensor:
+    """``[B, H, W, 1]`` -> ``[B, H, W]`` by a reshape: its gradient is a reshape too, where ``x[..., 0]`` (a strided
+    slice) costs a zero-filled full-resolution copy in the backward pass."""
+    return tf.reshape(x, tf.shape(x)[:3])
+
+
+def _resized_maps(pred, target):
+    """``(full [B, H, W], dx [B, H, W - 1], dy [B, H - 1, W])``: ``pred`` ``[B, h, w, 1]`` resized to the spatial
+    size of ``target`` and its forward differences, all from ONE ``_Upsampled`` (the interpolation matrices and
+    ``p @ Wx^T`` are shared), or ``pred`` itself and slices when it is at that size already. When the sizes are
+    only known at run time (the trainer's relaxed shapes) one ``tf.cond`` picks the branch."""
+    pred = tf.cast(pred, tf.float32)
     size = tf.shape(target)[1:3]
 
-    def sliced():
-        p = pred[..., 0]
-        return p[:, :, 1:] - p[:, :, :-1], p[:, 1:, :] - p[:, :-1, :]
+    def same():
+        p = _as_maps(pred)
+        return p, p[:, :, 1:] - p[:, :, :-1], p[:, 1:, :] - p[:, :-1, :]
 
     def upsampled():
         up = _Upsampled(pred, size)
-        return up.diff_x(), up.diff_y()
+        return up.full(), up.diff_x(), up.diff_y()
 
     if _same_size(pred, target):
-        return sliced()
+        return same()
     if pred.shape[1:3].is_fully_defined() and target.shape[1:3].is_fully_defined():
         return upsampled()
-    return tf.cond(tf.reduce_all(tf.equal(tf.shape(pred)[1:3], size)), sliced, upsampled)
+    return tf.cond(tf.reduce_all(tf.equal(tf.shape(pred)[1:3], size)), same, upsampled)
 
 
 def _gradient(px, py, grad_x, grad_y):
@@ -212,7 +227,7 @@ def robust_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, alpha: floa
                 c: float = 2.0) -> tf.Tensor:
     """Barron's general robust loss of x = pred - gt (metres), mean over valid pixels."""
     depth = tf.cast(depth, tf.float32)
-    return _robust(resize_to(pred, depth)[..., 0], depth[..., 0], _mask(valid)[..., 0], alpha, c)
+    return _robust(_as_maps(resize_to(pred, depth)), _as_maps(depth), _as_maps(_mask(valid)), alpha, c)
 
 
 def _robust(pred, depth, mask, alpha, c):
@@ -280,7 +295,12 @@ def vnl_loss_from_triplets(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, 
                            trim: float = 0.25) -> tf.Tensor:
     """Virtual normal loss on the given triplets ``idx`` ``[B, N, 3]`` of flat pixel indices (``v * W + u``)."""
     depth = tf.cast(depth, tf.float32)
-    pred, mask = resize_to(pred, depth), _mask(valid)
+    return _vnl(_as_maps(resize_to(pred, depth)), _as_maps(depth), _as_maps(_mask(valid)), intrinsics, idx,
+                cos_threshold, min_diff, trim)
+
+
+def _vnl(pred, depth, mask, intrinsics, idx, cos_threshold, min_diff, trim):
+    """vnl_loss_from_triplets on ``[B, H, W]`` maps, ``pred`` already at the ground truth's resolution."""
     all_valid = tf.reduce_all(
         tf.gather(tf.reshape(mask, [tf.shape(mask)[0], -1]), idx, batch_dims=1), axis=-1)
     gt = tf.stop_gradient(_points(tf.where(mask, depth, 0.0), idx, intrinsics))
@@ -303,24 +323,20 @@ def vnl_loss(pred: tf.Tensor, depth: tf.Tensor, valid: tf.Tensor, intrinsics: tf
 def compute_losses(pred: tf.Tensor, batch: dict, seed: tf.Tensor, cfg: LossConfig | None = None) -> dict:
     """``{"si", "grad", "vnl", "robust", "n_valid"}`` float32 scalars for the model's depth ``pred``.
 
-    The prediction is resized once for the SI, VNL and robust terms (``resize_to``: two matmuls), and its forward
-    differences come from the interpolation rows (``_differences``), not from slices of the full-resolution map;
-    every loss then works on ``[B, H, W]``. The two build their own ``_Upsampled``, so the interpolation
-    matrices and ``p @ Wx^T`` are computed twice per step when the sizes are only known at run time."""
+    The prediction is resized once, and its forward differences come from the same interpolation rows
+    (``_resized_maps``: one ``_Upsampled``, two matmuls each, no slice of the full-resolution map); every loss then
+    works on ``[B, H, W]`` maps taken by reshapes, so the backward pass has no full-resolution slice gradient."""
     cfg = cfg or LossConfig()
     depth, valid = tf.cast(batch["depth"], tf.float32), tf.cast(batch["valid"], tf.float32)
-    pred = tf.cast(pred, tf.float32)
-    full = resize_to(pred, depth)
-    px, py = _differences(pred, depth)
-    mask = _mask(valid)
-    depth3, mask3 = depth[..., 0], mask[..., 0]
+    full, px, py = _resized_maps(pred, depth)
+    depth3, mask3 = _as_maps(depth), _as_maps(_mask(valid))
+    idx = sample_triplets(valid, cfg.vnl_samples, seed)
     return {
-        "si": _si(full[..., 0], depth3, mask3, cfg.si_lambda, cfg.si_per_image),
+        "si": _si(full, depth3, mask3, cfg.si_lambda, cfg.si_per_image),
         "grad": _gradient(px, py, tf.cast(batch["grad_x"], tf.float32), tf.cast(batch["grad_y"], tf.float32)),
-        "vnl": vnl_loss(full, depth, valid, batch["intrinsics"], seed, cfg.vnl_samples, cfg.vnl_cos,
-                        cfg.vnl_min_diff, cfg.vnl_trim),
-        "robust": _robust(full[..., 0], depth3, mask3, cfg.robust_alpha, cfg.robust_c),
-        "n_valid": _count(mask),
+        "vnl": _vnl(full, depth3, mask3, batch["intrinsics"], idx, cfg.vnl_cos, cfg.vnl_min_diff, cfg.vnl_trim),
+        "robust": _robust(full, depth3, mask3, cfg.robust_alpha, cfg.robust_c),
+        "n_valid": _count(mask3),
     }
 
 
