@@ -311,6 +311,26 @@ def color_augment(image, seed, prob=0.5, gamma=(0.9, 1.1), brightness=(0.75, 1.2
     return out[0] if squeeze else out
 
 
+def color_augment_table(image, seed, prob=0.5, gamma=(0.9, 1.1), brightness=(0.75, 1.25), color=(0.9, 1.1)):
+    """`color_augment` of an integer-valued image (uint8, or floats holding 0..255 integers) ``[B, H, W, 3]`` as a
+    lookup: the same draws and the same float ops on the 256 possible values of each element and channel, then one
+    gather per pixel. Equal to `color_augment` up to the last bit of ``pow`` (its vectorised and scalar paths round
+    differently: ~1e-5 of the values differ by one float32 ulp of 255); ~2x cheaper in the input pipeline, where
+    ``pow`` over every pixel was a third of a batch's cost."""
+    b = tf.shape(image)[0]
+    s = split_seed(seed, 4)
+    do = tf.random.stateless_uniform([b, 1, 1, 1], s[0]) < prob
+    g = tf.random.stateless_uniform([b, 1, 1, 1], s[1], gamma[0], gamma[1])
+    br = tf.random.stateless_uniform([b, 1, 1, 1], s[2], brightness[0], brightness[1])
+    col = tf.random.stateless_uniform([b, 1, 1, 3], s[3], color[0], color[1])
+    v = tf.range(256, dtype=tf.float32)[None, :, None, None]  # the table's values on axis 1: [1, 256, 1, 1]
+    x = tf.pow(v / 255.0, g) * br * col  # [B, 256, 1, 3]
+    table = tf.where(do, tf.clip_by_value(x * 255.0, 0.0, 255.0), v)
+    table = tf.reshape(tf.transpose(tf.reshape(table, [b, 256, 3]), [0, 2, 1]), [-1])  # [B * 3 * 256]
+    offset = tf.range(b)[:, None, None, None] * 768 + tf.range(3)[None, None, None, :] * 256
+    return tf.gather(table, tf.cast(image, tf.int32) + offset)
+
+
 # ------------------------------------------------------------------------------------------------ targets
 
 

@@ -467,7 +467,9 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
                                                  depth_stride=depth_stride, image_sizes=image_sizes)
         depth = depth / scale
         depth = tf.where(depth > max_depth, 0.0, depth)
-        b["image"] = augment.color_augment(image, s[1], prob=color_prob)
+        # the warp of uint8 frames rounds to integers: colour by a 256-entry table per element and channel
+        colour = augment.color_augment_table if b["image"].dtype == tf.uint8 else augment.color_augment
+        b["image"] = colour(image, s[1], prob=color_prob)
         b["depth"], b["intrinsics"] = depth, k
         return _targets(b)
 

@@ -327,3 +327,17 @@ def test_pipeline_depth_stride(root):
         np.testing.assert_array_equal(y["valid"], (y["depth"] > 0).astype(np.float32))
         for e in elements([y]):
             check_grad_nans(e["depth"], e["grad_x"], e["grad_y"])
+
+
+@pytest.mark.parametrize("prob", [0.0, 0.5, 1.0])
+def test_color_table_equals_color_augment(prob):
+    """The pipeline's table form: the same values as color_augment up to pow's last bit, the same draws."""
+    x = tf.constant(np.random.default_rng(3).integers(0, 256, (6, 17, 23, 3)), tf.uint8)
+    for seed in ([1, 2], [7, 9], [123, 4]):
+        ref = augment.color_augment(tf.cast(x, tf.float32), seed, prob=prob).numpy()
+        new = augment.color_augment_table(x, seed, prob=prob).numpy()
+        assert new.dtype == np.float32 and new.shape == ref.shape
+        np.testing.assert_allclose(new, ref, rtol=0, atol=1e-4)
+        if prob == 0.0:
+            np.testing.assert_array_equal(new, x.numpy().astype(np.float32))
+        np.testing.assert_array_equal(augment.color_augment_table(tf.cast(x, tf.float32), seed, prob=prob), new)
