@@ -58,14 +58,16 @@ export: $(STAMP)
 	$(PY) -m litedepth_tf.evaluate --tflite $(ART)/litedepth_fp32.tflite --data_root $(DATA) --split local_val \
 		--nobaseline --out $(RUN)/eval_tflite_fp32.json --compare_to $(RUN)/eval_keras.json
 
-# fp32 vs fp16 vs int8 on the same validation images: MAI metrics, drift vs fp32, sizes, 1-thread latency.
+# fp32 vs fp16 vs int8 on the same validation images: MAI metrics, drift vs fp32, sizes, 1-thread latency; the
+# files `export` wrote (checked against their model cards), not new exports.
 quant-report: $(STAMP)
 	$(PY) export/export_tflite.py --weights $(WEIGHTS) --data_root $(DATA) --report_split local_val \
-		--report_dir $(ART)/quant
+		--report_from $(ART) --report_dir $(ART)/quant
 
+# The student's latency is timed on the files `export` wrote; FastDepth is exported here.
 benchmark: $(STAMP)
 	$(PY) export/benchmark.py --weights $(WEIGHTS) --data_root $(DATA) --out $(ART)/benchmark.json \
-		--tflite_dir $(ART)/benchmark
+		--tflite_dir $(ART)/benchmark --student_from $(ART)
 
 # A real photo: Middlebury 2014 "Motorcycle" (scikit-image package data) in MAI format, scored and drawn.
 middlebury: $(STAMP)

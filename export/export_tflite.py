@@ -85,6 +85,9 @@ flags.DEFINE_integer("report_images", 0, "Report: number of evaluation images (0
 flags.DEFINE_string("report_dir", None, "Report: folder for the three .tflite files and quant_report.json "
                     "(default: the folder of --out).")
 flags.DEFINE_integer("report_runs", 50, "Report: timed runs for the 1-thread latency.")
+flags.DEFINE_string("report_from", None, "Report: evaluate the fp32/fp16/int8 files this script already exported "
+                    "into this folder from the same --weights (checked against their model cards) instead of "
+                    "exporting them again.")
 flags.DEFINE_string("model", "student", "Model preset of --weights (student, student_80m).")
 flags.DEFINE_enum("dataset", None, list(datasets.PRESETS), "Export at this data set's frame size (e.g. kitti: "
                   "352x1216); int8 calibration reads --data_root through it.")
@@ -120,9 +123,13 @@ def main(argv):
         if not FLAGS.data_root:
             raise cli.InputError("--report_split needs --data_root")
         out_dir = FLAGS.report_dir or os.path.dirname(os.path.abspath(FLAGS.out))
-        report = quant_report(FLAGS.weights, FLAGS.data_root, FLAGS.report_split, FLAGS.report_images, out_dir,
-                              FLAGS.calib_split, FLAGS.calib_images, FLAGS.int8_io, threads=1, runs=FLAGS.report_runs,
-                              upsample=FLAGS.upsample, merge_normalization=FLAGS.merge_normalization)
+        try:
+            report = quant_report(FLAGS.weights, FLAGS.data_root, FLAGS.report_split, FLAGS.report_images, out_dir,
+                                  FLAGS.calib_split, FLAGS.calib_images, FLAGS.int8_io, threads=1,
+                                  runs=FLAGS.report_runs, upsample=FLAGS.upsample,
+                                  merge_normalization=FLAGS.merge_normalization, reuse_dir=FLAGS.report_from)
+        except ValueError as err:  # an unusable split, a file that cannot be reused: one line, exit 2
+            raise cli.InputError(str(err)) from None
         print(format_report(report))
         print(f"wrote {os.path.join(out_dir, 'quant_report.json')}")
         return cli.EXIT_OK

@@ -15,6 +15,9 @@ or from Python: `quant_report(weights, data_root, "local_val", 40, "artifacts")`
    median of `runs` invocations),
 4. checks the targets (int8 si-RMSE <= fp32 + 0.02, int8 file <= 0.6 MB, int8 1-thread latency < fp32),
    prints a table and writes everything to `json_path` (default `out_dir/quant_report.json`) atomically,
+With ``reuse_dir`` (``--report_from``) step 1 copies the three files export_tflite.py wrote there from the same
+weights (each checked against its model card, whose parity figures are kept) instead of exporting them again.
+
 5. writes each file's model card (`litedepth_tf.tflite.model_card`) with its metrics on these frames as the
    evaluation and its GPU delegate verdict (`litedepth_tf.tflite.gpu_check`).
 """
@@ -26,7 +29,7 @@ import time
 
 import numpy as np
 
-from litedepth_tf.common.files import atomic_write_json
+from litedepth_tf.common.files import atomic_write_bytes, atomic_write_json
 from litedepth_tf.common.progress import progress_bar
 from litedepth_tf.data.pipeline import list_pairs, make_dataset
 from litedepth_tf.evaluation.metrics import MAIMetrics
@@ -62,25 +65,43 @@ def tflite_name(quant: str, int8_io: str = "float32") -> str:
 def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0, out_dir: str = "artifacts",
                  calib_split: str = "train", calib_images: int = 64, int8_io: str = "float32", threads: int = 1,
                  runs: int = 50, upsample: str = "auto", json_path: str | None = None, seed: int = 0,
-                 merge_normalization: bool = True, progress: bool = True) -> dict:
-    """See the module docstring. Returns the report dict (also written to `json_path`)."""
+                 merge_normalization: bool = True, progress: bool = True, reuse_dir: str | None = None) -> dict:
+    """See the module docstring. Returns the report dict (also written to `json_path`). `reuse_dir`: evaluate the
+    three files already exported there from `weights` (export_tflite.py's names, checked against their model
+    cards: `model_card.check_export`), copied into `out_dir`, instead of exporting them again."""
 
     out_dir = os.fspath(out_dir)
     try:  # fail before the (slow) exports if the evaluation split is unusable
         total = len(list_pairs(data_root, split))
     except (FileNotFoundError, ValueError) as err:
         raise ValueError(f"report split {split!r} under {os.fspath(data_root)!r} is unusable: {err}") from err
-    rep = representative_images(data_root, calib_split, calib_images, seed)
-    deploy = build_deploy_from_weights(weights, merge_normalization)
+    reused = {}
+    if reuse_dir is not None:  # every file checked before anything is written
+        for q in QUANTS:
+            src = os.path.join(os.fspath(reuse_dir), tflite_name(q, int8_io))
+            reused[q] = (src, model_card.check_export(src, q, weights, resolve_upsample(upsample, q)))
+        rep = representative_images(data_root, calib_split, calib_images, seed)  # only recorded in the report
+    else:
+        rep = representative_images(data_root, calib_split, calib_images, seed)
+        deploy = build_deploy_from_weights(weights, merge_normalization)
 
-    rows, paths, models = {}, {}, {}
+    rows, paths, models, parity = {}, {}, {}, {}
     for q in QUANTS:
         t0 = time.perf_counter()
-        path = export_tflite(apply_upsample(deploy, q, upsample), os.path.join(out_dir, tflite_name(q, int8_io)), q,
-                             rep if q == "int8" else None, int8_io=int8_io if q == "int8" else "float32")
+        path = os.path.join(out_dir, tflite_name(q, int8_io))
+        if q in reused:
+            src, card = reused[q]
+            if os.path.abspath(src) != os.path.abspath(path):
+                with open(src, "rb") as fh:
+                    atomic_write_bytes(path, fh.read())
+            parity[q] = card.get("parity")
+        else:
+            path = export_tflite(apply_upsample(deploy, q, upsample), path, q, rep if q == "int8" else None,
+                                 int8_io=int8_io if q == "int8" else "float32")
         paths[q], models[q] = path, TFLiteModel(path, num_threads=threads)
         rows[q] = {"path": path, "bytes": os.path.getsize(path), "size_mb": os.path.getsize(path) / 1e6,
                    "upsample": resolve_upsample(upsample, q), "export_s": time.perf_counter() - t0,
+                   "reused_from": reused[q][0] if q in reused else None,
                    "io": f"{models[q].input_dtype.name} -> {np.dtype(models[q].output['dtype']).name}"}
 
     n = total if not n_images or n_images <= 0 else min(int(n_images), total)
@@ -140,7 +161,8 @@ def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0
                       "max_abs_diff_vs_fp32_m": max_diff[q], "mean_abs_diff_vs_fp32_m": sum_diff[q] / pixels}
         card = model_card.build_card(paths[q], models[q].input, models[q].output, q, weights=weights,
                                      upsample=rows[q]["upsample"], merge_normalization=merge_normalization,
-                                     gpu=gpu, evaluation=evaluation, created_by="litedepth_tf.evaluation.quant_report")
+                                     gpu=gpu, evaluation=evaluation, parity=parity.get(q),
+                                     created_by="litedepth_tf.evaluation.quant_report")
         model_card.write_card(paths[q], card)
     return report
 

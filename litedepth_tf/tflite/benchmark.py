@@ -50,10 +50,15 @@ def measure_latency(path: str, threads: int, runs: int = 50, warmup: int = 5, se
                    float(np.std(times)))
 
 
-def benchmark_model(name, keras_model, out_dir, quant="fp32", threads=(1, 2), runs=50, representative=None):
-    """Exports `keras_model`, then returns a dict row: params, MACs, size, latency per thread count."""
-    path = os.path.join(out_dir, f"{name}_{quant}.tflite")
-    export_tflite(keras_model, path, quant=quant, representative_images=representative)
+def benchmark_model(name, keras_model, out_dir, quant="fp32", threads=(1, 2), runs=50, representative=None,
+                    tflite_path=None):
+    """Exports `keras_model` (or times `tflite_path`, a file already exported from it), then returns a dict row:
+    params, MACs, size, latency per thread count."""
+    if tflite_path is None:
+        path = os.path.join(out_dir, f"{name}_{quant}.tflite")
+        export_tflite(keras_model, path, quant=quant, representative_images=representative)
+    else:
+        path = os.fspath(tflite_path)
     row = {
         "model": name,
         "quant": quant,

@@ -125,6 +125,32 @@ def build_card(tflite_path, input_detail: dict, output_detail: dict, quant: str,
     }
 
 
+def check_export(tflite_path, quant: str, weights, upsample: str) -> dict:
+    """The card of an already exported file that is to be reused for `weights` as `quant` with `upsample`; ValueError
+    (naming the file and the mismatch) if the file or its card is missing, or the card says another quantisation,
+    upsampling, weights file, or a file with other bytes (SHA-256)."""
+    path = os.fspath(tflite_path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file to reuse (export it first, or run without reusing)")
+    card = read_card(path)
+    if card is None:
+        raise ValueError(f"{path}: no model card next to it, so its source cannot be checked; export it again")
+    model, trained = card.get("model", {}), card.get("training", {})
+    problems = []
+    if model.get("quantization") != quant:
+        problems.append(f"quantization {model.get('quantization')!r}, not {quant!r}")
+    if model.get("upsample") != upsample:
+        problems.append(f"upsample {model.get('upsample')!r}, not {upsample!r}")
+    want = None if weights is None else os.fspath(weights)
+    if trained.get("weights") != want:
+        problems.append(f"exported from weights {trained.get('weights')!r}, not {want!r}")
+    if not problems and model.get("sha256") != sha256_file(path):
+        problems.append("its bytes changed since the card was written (SHA-256)")
+    if problems:
+        raise ValueError(f"{path}: cannot reuse it: " + "; ".join(problems))
+    return card
+
+
 def write_card(tflite_path, card: dict) -> str:
     """Writes `card` next to `tflite_path` atomically; returns the card's path."""
     return atomic_write_json(card_path(tflite_path), card)

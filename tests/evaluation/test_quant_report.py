@@ -199,3 +199,36 @@ def test_quant_report_names_a_missing_split(root, tmp_path):
     with pytest.raises(ValueError, match="report split 'nope'"):
         quant_report(None, root, "nope", 1, str(tmp_path))
     assert not os.listdir(tmp_path)  # nothing exported
+
+
+def test_quant_report_reuses_the_exported_files(root, tmp_path):
+    """--report_from: the three files exported from the same weights are evaluated as they are (copied, same bytes,
+    their parity kept in the new cards); a file from other weights is refused with one line, exit 2."""
+    weights = str(tmp_path / "s.weights.h5")
+    random_student(13).save_weights(weights)
+    art = tmp_path / "art"
+    for q in ("fp32", "fp16", "int8"):
+        run_command(["export/export_tflite.py", f"--weights={weights}", f"--quant={q}", f"--data_root={root}",
+                     "--calib_images=2", f"--out={art / f'litedepth_{q}.tflite'}"], check=True)
+    cmd = ["export/export_tflite.py", f"--weights={weights}", f"--data_root={root}", "--report_split=local_val",
+           "--report_images=2", "--calib_images=2", "--report_runs=3", f"--report_from={art}",
+           f"--report_dir={tmp_path / 'quant'}"]
+    run_command(cmd, check=True)
+    report = json.load(open(tmp_path / "quant" / "quant_report.json"))
+    for q, row in report["rows"].items():
+        src = art / f"litedepth_{q}.tflite"
+        assert row["reused_from"] == str(src)
+        assert open(row["path"], "rb").read() == open(src, "rb").read()
+        card = json.load(open(os.path.splitext(row["path"])[0] + ".card.json"))
+        old = json.load(open(os.path.splitext(src)[0] + ".card.json"))
+        assert card["parity"] == old["parity"] and card["parity"] is not None
+        assert card["evaluation"]["metrics"] == row["metrics"]
+
+    other = str(tmp_path / "other.weights.h5")
+    random_student(14).save_weights(other)
+    before = open(tmp_path / "quant" / "quant_report.json").read()
+    proc = run_command([c.replace(weights, other) for c in cmd])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "litedepth_fp32.tflite: cannot reuse it: exported from weights" in line and other in line
+    assert open(tmp_path / "quant" / "quant_report.json").read() == before  # nothing written

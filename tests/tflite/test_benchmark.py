@@ -54,3 +54,29 @@ def test_benchmark_cli_writes_json(tmp_path):
     assert {r["model"] for r in result["rows"]} == {"litedepth_student", "fastdepth", "fastdepth_224"}
     assert "student / FastDepth latency" in proc.stdout
     assert set(result["student_over_fastdepth_latency"]) == {"1t"}
+
+
+def test_benchmark_student_from_names_a_file_it_cannot_reuse(tmp_path):
+    """--student_from checks every student file against its card before timing anything: one line, exit 2."""
+    from litedepth_tf.tflite.convert import export_tflite
+    from litedepth_tf.tflite.model_card import build_card, write_card
+    from litedepth_tf.tflite.runtime import TFLiteModel
+    from litedepth_tf.models.student import build_deploy_model
+    from tests.helpers import random_student
+
+    a, b = str(tmp_path / "a.weights.h5"), str(tmp_path / "b.weights.h5")
+    student = random_student(3)
+    student.save_weights(a)
+    student.save_weights(b)
+    path = export_tflite(build_deploy_model(student), str(tmp_path / "litedepth_fp32.tflite"), "fp32")
+    m = TFLiteModel(path)
+    write_card(path, build_card(path, m.input, m.output, "fp32", weights=a, upsample="resize"))
+    out = tmp_path / "bench.json"
+    base = ["export/benchmark.py", f"--out={out}", "--runs=2", "--threads=1", f"--student_from={tmp_path}"]
+    proc = run_command(base + [f"--weights={b}"])
+    assert proc.returncode == 2 and not out.exists()
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        f"litedepth_fp32.tflite: cannot reuse it: exported from weights {a!r}, not {b!r}")
+    proc = run_command(base + [f"--weights={a}"])  # the fp32 file matches; the fp16 one is missing
+    assert proc.returncode == 2 and not out.exists()
+    assert "litedepth_fp16.tflite: no such file to reuse" in proc.stderr.strip().splitlines()[-1]
