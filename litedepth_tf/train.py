@@ -84,7 +84,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
                          "resolution, the paper; s = s^2 fewer loss pixels; the CPU demo uses 4).", lower_bound=1, **d)
     flags.DEFINE_bool("cache_in_memory", False, "Decode every training frame once into host memory (small sets).", **d)
     flags.DEFINE_bool("deterministic", False, "Fixed data order + deterministic ops: the same run gives the same "
-                      "weights on the same machine (may be slower; the CPU demo measured the same step rate).", **d)
+                      "weights on the same machine. With --cache_in_memory the input pipeline still prefetches; "
+                      "without it, its decode guard holds stateful ops, so under op determinism tf.data decodes "
+                      "each batch on demand (slower).", **d)
     flags.DEFINE_enum("on_bad_sample", "skip", ["skip", "fail"], "A corrupt, truncated, missing or all-invalid "
                       "sample: skip it (named in a warning, counted in TensorBoard data/skipped_samples) or stop "
                       "with an error naming the file.", **d)
