@@ -350,8 +350,9 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
       drop_remainder: default True for training (fixed batch size), False for evaluation.
       check_files: validate every PNG header before building the graph.
       cache_in_memory: decode every frame once (uint8 RGB + uint16 depth, ~1.5 MB a pair at 480x640) into a
-        host-memory variable and gather from it instead of decoding PNGs every epoch. For small sets (the
-        synthetic demo: 400 pairs ~ 0.6 GB); PNG decoding is the pipeline's bottleneck on a 2-core machine.
+        host-memory tensor (a constant, not a tf.Variable: see `_decode_all`) and gather from it instead of
+        decoding PNGs every epoch. For small sets (the synthetic demo: 400 pairs ~ 0.6 GB); PNG decoding is the
+        pipeline's bottleneck on a 2-core machine.
         Training only (evaluation reads every file once anyway).
       on_bad_sample: "skip" (drop, warn once per file, count) or "fail" (raise naming the file); see the module
         docstring.

@@ -9,7 +9,7 @@ drifts (export/benchmark_train.py prints them and writes a JSON).
   augmentation, loss targets at ``depth_stride=s``);
 * ``loop_stride{s}``: ``Trainer.fit`` (progress bar, TensorBoard scalars every ``log_every`` steps, images and
   checkpoints at their demo intervals, the final checkpoint and ``last.weights.h5``) fed by that pipeline, after a
-  first ``fit`` that traces the step for every crop size.
+  first ``fit`` that traces the step (once, for the iterator's element spec).
 
 The step rates are timed on one fixed batch per R-crop size (taken from the pipeline), the same number of steps
 at each size, so they are the rate of a uniform crop mix as the loop draws it.
