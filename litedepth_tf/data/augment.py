@@ -293,18 +293,23 @@ def rcrop_batch(images, depths, intrinsics, angles, flips, seed, crop_sizes=CROP
 # ------------------------------------------------------------------------------------------------ colour
 
 
+def _color_draws(b, seed, prob, gamma, brightness, color):
+    """Per element of a batch of `b`: (apply [b,1,1,1] bool, gamma, brightness [b,1,1,1], channel gains [b,1,1,3])."""
+    s = split_seed(seed, 4)
+    do = tf.random.stateless_uniform([b, 1, 1, 1], s[0]) < prob
+    g = tf.random.stateless_uniform([b, 1, 1, 1], s[1], gamma[0], gamma[1])
+    br = tf.random.stateless_uniform([b, 1, 1, 1], s[2], brightness[0], brightness[1])
+    col = tf.random.stateless_uniform([b, 1, 1, 3], s[3], color[0], color[1])
+    return do, g, br, col
+
+
 def color_augment(image, seed, prob=0.5, gamma=(0.9, 1.1), brightness=(0.75, 1.25), color=(0.9, 1.1)):
     """LiteDepth / BTS colour augmentation on raw 0..255 RGB, ``[H, W, 3]`` or ``[B, H, W, 3]``.
 
     With probability ``prob`` (per element): gamma, global brightness and per-channel gains, then clip to 0..255.
     """
     image, squeeze = _as_batch(tf.cast(image, tf.float32))
-    b = tf.shape(image)[0]
-    s = split_seed(seed, 4)
-    do = tf.random.stateless_uniform([b, 1, 1, 1], s[0]) < prob
-    g = tf.random.stateless_uniform([b, 1, 1, 1], s[1], gamma[0], gamma[1])
-    br = tf.random.stateless_uniform([b, 1, 1, 1], s[2], brightness[0], brightness[1])
-    col = tf.random.stateless_uniform([b, 1, 1, 3], s[3], color[0], color[1])
+    do, g, br, col = _color_draws(tf.shape(image)[0], seed, prob, gamma, brightness, color)
     x = tf.clip_by_value(image, 0.0, 255.0) / 255.0
     x = tf.pow(x, g) * br * col
     out = tf.where(do, tf.clip_by_value(x * 255.0, 0.0, 255.0), image)
@@ -318,11 +323,7 @@ def color_augment_table(image, seed, prob=0.5, gamma=(0.9, 1.1), brightness=(0.7
     differently: ~1e-5 of the values differ by one float32 ulp of 255); ~2x cheaper in the input pipeline, where
     ``pow`` over every pixel was a third of a batch's cost."""
     b = tf.shape(image)[0]
-    s = split_seed(seed, 4)
-    do = tf.random.stateless_uniform([b, 1, 1, 1], s[0]) < prob
-    g = tf.random.stateless_uniform([b, 1, 1, 1], s[1], gamma[0], gamma[1])
-    br = tf.random.stateless_uniform([b, 1, 1, 1], s[2], brightness[0], brightness[1])
-    col = tf.random.stateless_uniform([b, 1, 1, 3], s[3], color[0], color[1])
+    do, g, br, col = _color_draws(b, seed, prob, gamma, brightness, color)
     v = tf.range(256, dtype=tf.float32)[None, :, None, None]  # the table's values on axis 1: [1, 256, 1, 1]
     x = tf.pow(v / 255.0, g) * br * col  # [B, 256, 1, 3]
     table = tf.where(do, tf.clip_by_value(x * 255.0, 0.0, 255.0), v)
