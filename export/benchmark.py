@@ -9,9 +9,10 @@ student/FastDepth latency ratio, then the student's rows in the units of the pap
 ms, next to the paper's phone rows; `benchmark_model` on a phone prints the same figures, docs/deployment.md), and
 writes everything to --out (JSON, atomically).
 Numbers depend on the machine and its load: the JSON records the CPU and the load average.
-With --student_from DIR the student's files that export/export_tflite.py wrote there are timed as they are (the
-`make demo` route: the benchmark times the files it ships). With --data_root the student is also exported and timed as full-integer int8 (calibrated on --calib_images frames of
+With --data_root the student is also exported and timed as full-integer int8 (calibrated on --calib_images frames of
 --calib_split from the evaluation pipeline; final upsampling as `litedepth_tf.models.upsample.BilinearUpsample`).
+With --student_from DIR the student's files that export/export_tflite.py wrote there are timed as they are (the
+`make demo` route: the benchmark times the files it ships).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from absl import flags, logging
 
 from litedepth_tf.common import cli
 from litedepth_tf.common.files import atomic_write_bytes
+from litedepth_tf.evaluation.quant_report import tflite_name
 from litedepth_tf.models.fastdepth import build_fastdepth
 from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
 from litedepth_tf.tflite.benchmark import benchmark_model, format_table, format_table2, machine_info
@@ -66,7 +68,7 @@ def main(argv):
     if FLAGS.student_from:  # every file checked before the (slow) timing starts
         try:
             for _, _, quant in (j for j in jobs if j[0] == "litedepth_student"):
-                path = os.path.join(FLAGS.student_from, f"litedepth_{quant}.tflite")
+                path = os.path.join(FLAGS.student_from, tflite_name(quant))
                 check_export(path, quant, FLAGS.weights, resolve_upsample("auto", quant))
                 exported[quant] = path
         except ValueError as err:

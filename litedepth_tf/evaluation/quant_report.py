@@ -15,11 +15,11 @@ or from Python: `quant_report(weights, data_root, "local_val", 40, "artifacts")`
    median of `runs` invocations),
 4. checks the targets (int8 si-RMSE <= fp32 + 0.02, int8 file <= 0.6 MB, int8 1-thread latency < fp32),
    prints a table and writes everything to `json_path` (default `out_dir/quant_report.json`) atomically,
-With ``reuse_dir`` (``--report_from``) step 1 copies the three files export_tflite.py wrote there from the same
-weights (each checked against its model card, whose parity figures are kept) instead of exporting them again.
-
 5. writes each file's model card (`litedepth_tf.tflite.model_card`) with its metrics on these frames as the
    evaluation and its GPU delegate verdict (`litedepth_tf.tflite.gpu_check`).
+
+With ``reuse_dir`` (``--report_from``) step 1 copies the three files export_tflite.py wrote there from the same
+weights (each checked against its model card, whose parity figures are kept) instead of exporting them again.
 """
 
 from __future__ import annotations
@@ -80,10 +80,8 @@ def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0
         for q in QUANTS:
             src = os.path.join(os.fspath(reuse_dir), tflite_name(q, int8_io))
             reused[q] = (src, model_card.check_export(src, q, weights, resolve_upsample(upsample, q)))
-        rep = representative_images(data_root, calib_split, calib_images, seed)  # only recorded in the report
-    else:
-        rep = representative_images(data_root, calib_split, calib_images, seed)
-        deploy = build_deploy_from_weights(weights, merge_normalization)
+    rep = representative_images(data_root, calib_split, calib_images, seed)  # reused files: only recorded
+    deploy = None if reused else build_deploy_from_weights(weights, merge_normalization)
 
     rows, paths, models, parity = {}, {}, {}, {}
     for q in QUANTS:

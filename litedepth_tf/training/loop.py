@@ -112,6 +112,7 @@ class Trainer:
                      self.strategy.num_replicas_in_sync, n)
         self._step_fn = None
         self._active_step_fn = None  # set by `fit` for its run
+        self._fit_step_fn, self._fit_step_key = None, None  # `_fit_step`'s function and the spec it was traced for
 
     @property
     def trainable_variables(self):
@@ -191,7 +192,7 @@ class Trainer:
         if element_spec is None:
             return None
         key = repr(element_spec)
-        if getattr(self, "_fit_step_key", None) != key:
+        if self._fit_step_key != key:
             self._fit_step_key = key
             self._fit_step_fn = tf.function(self._train_step, input_signature=[element_spec])
         return self._fit_step_fn
