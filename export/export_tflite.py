@@ -1,6 +1,8 @@
 """Export the LiteDepth student to `.tflite` (thin CLI over `litedepth_tf.tflite.convert`).
 
     python export/export_tflite.py --weights runs/demo/best.weights.h5 --quant fp32 --out artifacts/litedepth_fp32.tflite
+    python export/export_tflite.py --weights runs/demo/best.weights.h5 --quant fp32,fp16,int8 --data_root data/synthetic \
+        --out 'artifacts/litedepth_{quant}.tflite'      # the three in one process (what `make export` runs)
 
 Equivalent two-step route with the TensorFlow CLI:
 
@@ -42,6 +44,11 @@ Quantisation report (fp32, fp16 and int8 from the same weights, evaluated on the
 latency, targets; files and quant_report.json into --report_dir, default the folder of --out):
 
     python export/export_tflite.py --weights ... --data_root data/synthetic --report_split local_val --report_images 40
+
+With ``--report_from DIR`` the report evaluates the three files already exported there (checked against their
+model cards) instead of exporting them again; ``--compare_to runs/demo/eval_keras.json`` (an `evaluate --out`
+report of --weights on the same images) exits 1 unless the fp32 file's metrics match it to --compare_tol (what
+`make quant-report` runs).
 """
 
 from __future__ import annotations
@@ -58,7 +65,8 @@ from litedepth_tf.common import cli
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH
 from litedepth_tf.common.sizes import network_size, parse_hw
 from litedepth_tf.data import datasets
-from litedepth_tf.evaluation.quant_report import format_report, quant_report
+from litedepth_tf.evaluation.evaluator import compare_reports, read_report
+from litedepth_tf.evaluation.quant_report import QUANTS, format_report, quant_report
 from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
 from litedepth_tf.tflite import gpu_check, model_card
 from litedepth_tf.tflite.calibration import representative_images
@@ -68,9 +76,12 @@ from litedepth_tf.tflite.runtime import TFLiteModel
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("weights", None, "Student weights (.weights.h5) written by the trainer; none = random init.")
-flags.DEFINE_string("out", "artifacts/litedepth_fp32.tflite", "Output .tflite path (written atomically).")
-flags.DEFINE_enum("quant", "fp32", ["fp32", "fp16", "int8"], "Quantisation mode.")
-flags.DEFINE_string("saved_model_dir", None, "Also keep the intermediate SavedModel here (for tflite_convert).")
+flags.DEFINE_string("out", "artifacts/litedepth_{quant}.tflite", "Output .tflite path (written atomically); "
+                    "{quant} becomes the quantisation mode (needed when --quant lists several).")
+flags.DEFINE_list("quant", ["fp32"], "Quantisation mode: fp32, fp16 or int8, or several (e.g. fp32,fp16,int8): "
+                  "one process, one deploy graph and one set of calibration images for all of them.")
+flags.DEFINE_string("saved_model_dir", None, "Also keep the intermediate SavedModel here (for tflite_convert; one "
+                    "--quant only).")
 flags.DEFINE_bool("merge_normalization", True, "Fold the input normalisation into the first conv.")
 flags.DEFINE_bool("parity", True, "Check Keras vs TFLite outputs after export.")
 flags.DEFINE_string("data_root", None, "int8 only: data set root for calibration images (evaluation pipeline).")
@@ -88,6 +99,9 @@ flags.DEFINE_integer("report_runs", 50, "Report: timed runs for the 1-thread lat
 flags.DEFINE_string("report_from", None, "Report: evaluate the fp32/fp16/int8 files this script already exported "
                     "into this folder from the same --weights (checked against their model cards) instead of "
                     "exporting them again.")
+flags.DEFINE_string("compare_to", None, "Report: an `evaluate --out` report of --weights on the same images (e.g. "
+                    "runs/demo/eval_keras.json): exit 1 unless the fp32 file's metrics are within --compare_tol.")
+flags.DEFINE_float("compare_tol", 1e-3, "Report: absolute tolerance per metric for --compare_to.")
 flags.DEFINE_string("model", "student", "Model preset of --weights (student, student_80m).")
 flags.DEFINE_enum("dataset", None, list(datasets.PRESETS), "Export at this data set's frame size (e.g. kitti: "
                   "352x1216); int8 calibration reads --data_root through it.")
@@ -122,6 +136,12 @@ def main(argv):
     if FLAGS.report_split:
         if not FLAGS.data_root:
             raise cli.InputError("--report_split needs --data_root")
+        reference = None
+        if FLAGS.compare_to:  # read first: a wrong file is an input error before the (slow) report
+            try:
+                reference = read_report(FLAGS.compare_to)
+            except ValueError as err:
+                raise cli.InputError(str(err)) from None
         out_dir = FLAGS.report_dir or os.path.dirname(os.path.abspath(FLAGS.out))
         try:
             report = quant_report(FLAGS.weights, FLAGS.data_root, FLAGS.report_split, FLAGS.report_images, out_dir,
@@ -132,19 +152,24 @@ def main(argv):
             raise cli.InputError(str(err)) from None
         print(format_report(report))
         print(f"wrote {os.path.join(out_dir, 'quant_report.json')}")
+        if reference is not None:
+            return compare_fp32(report, reference)
         return cli.EXIT_OK
 
+    quants = parse_quants(FLAGS.quant)
+    if len(quants) > 1:
+        if "{quant}" not in FLAGS.out:
+            raise cli.InputError(f"--quant={','.join(quants)} writes {len(quants)} files: --out must hold {{quant}} "
+                                 f"(e.g. artifacts/litedepth_{{quant}}.tflite), got {FLAGS.out!r}")
+        if FLAGS.saved_model_dir:
+            raise cli.InputError("--saved_model_dir keeps one SavedModel: give one --quant with it")
+    outs = {q: FLAGS.out.replace("{quant}", q) for q in quants}
     evaluation = None
     if FLAGS.eval_report:  # read first: a wrong report is an input error before the (slow) export
-        evaluation = model_card.evaluation_entry(FLAGS.eval_report, allowed_models=(FLAGS.weights, FLAGS.out))
+        evaluation = model_card.evaluation_entry(FLAGS.eval_report, allowed_models=(FLAGS.weights, *outs.values()))
     frame = frame_size_from_flags()
-    try:
-        deploy = build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization, frame, FLAGS.model)
-    except ValueError as err:
-        raise cli.InputError(str(err)) from None
-    model = apply_upsample(deploy, FLAGS.quant, FLAGS.upsample)
     representative = None
-    if FLAGS.quant == "int8":
+    if "int8" in quants:
         if not FLAGS.data_root:
             raise cli.InputError("--quant=int8 needs --data_root (calibration images come from the data pipeline)")
         data_kw = {}
@@ -152,39 +177,88 @@ def main(argv):
             data_kw = dict(dataset=FLAGS.dataset, split_file=FLAGS.calib_split_file)
         representative = representative_images(FLAGS.data_root, None if FLAGS.calib_split_file else FLAGS.calib_split,
                                                FLAGS.calib_images, **data_kw)
+    try:
+        deploy = build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization, frame, FLAGS.model)
+    except ValueError as err:
+        raise cli.InputError(str(err)) from None
+    for q in quants:  # in the order given; a failed GPU requirement stops before the next file
+        status = export_one(deploy, q, outs[q], representative if q == "int8" else None, frame, evaluation)
+        if status != cli.EXIT_OK:
+            return status
+    return cli.EXIT_OK
 
+
+def compare_fp32(report: dict, reference: dict) -> int:
+    """--compare_to: the report's fp32 metrics against an `evaluate --out` report of the Keras weights on the same
+    images (exit 1 unless every metric is within --compare_tol)."""
+    fp32 = report["rows"]["fp32"]
+    same = (os.path.abspath(str(reference.get("data_root", ""))) == os.path.abspath(report["data_root"])
+            and reference.get("split") == report["split"] and reference.get("n_images") == report["n_images"])
+    if not same:
+        raise cli.InputError(f"--compare_to={FLAGS.compare_to}: scored {reference.get('n_images')} images of "
+                             f"{reference.get('data_root')}/{reference.get('split')}, the report "
+                             f"{report['n_images']} of {report['data_root']}/{report['split']}: not the same images")
+    bad = compare_reports({"metrics": fp32["metrics"]}, reference, FLAGS.compare_tol)
+    diffs = [abs(float(v) - float(reference["metrics"][k])) for k, v in fp32["metrics"].items()
+             if reference["metrics"].get(k) is not None]
+    if bad:
+        print(f"MISMATCH fp32 vs {FLAGS.compare_to} (tolerance {FLAGS.compare_tol:g}): "
+              + ", ".join(f"{k} {a} vs {b}" for k, a, b in bad), file=sys.stderr)
+        return cli.EXIT_FAILED
+    print(f"fp32 matches {FLAGS.compare_to}: every metric within {FLAGS.compare_tol:g} (largest difference "
+          f"{max(diffs, default=0.0):.2e})")
+    return cli.EXIT_OK
+
+
+def parse_quants(values) -> list:
+    """--quant's modes, each once, in the order given; an unknown one is an input error naming it."""
+    quants = []
+    for v in values:
+        q = v.strip().lower()
+        if q not in QUANTS:
+            raise cli.InputError(f"--quant: {v!r} is not a quantisation mode (one or more of {', '.join(QUANTS)})")
+        if q not in quants:
+            quants.append(q)
+    if not quants:
+        raise cli.InputError(f"--quant: give one or more of {', '.join(QUANTS)}")
+    return quants
+
+
+def export_one(deploy, quant, out, representative, frame, evaluation) -> int:
+    """One export of `deploy` in mode `quant` to `out`: GPU check, file, parity, model card."""
+    model = apply_upsample(deploy, quant, FLAGS.upsample)
     gpu = {}
 
     def check_gpu(data):  # before the file is written: a required but failed check leaves the old file alone
         gpu["report"] = gpu_check.check_gpu_compatibility(data)
-        gpu["report"].path = FLAGS.out
+        gpu["report"].path = out
         print(gpu_check.format_report(gpu["report"]))
         if FLAGS.require_gpu_compatible and not gpu["report"].compatible:
             raise gpu_check.GpuIncompatibleError(gpu["report"].error_message() + " (--require_gpu_compatible; "
                                                  "nothing written)")
 
     try:
-        path = export_tflite(model, FLAGS.out, FLAGS.quant, representative, FLAGS.int8_io, FLAGS.saved_model_dir,
+        path = export_tflite(model, out, quant, representative, FLAGS.int8_io, FLAGS.saved_model_dir,
                              before_write=check_gpu)
     except gpu_check.GpuIncompatibleError as err:
         print(f"error: {err}", file=sys.stderr)
         return cli.EXIT_FAILED
     net = network_size(frame)
-    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.3f} MB, {FLAGS.quant}; [1,{frame[0]},{frame[1]},3] -> "
+    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.3f} MB, {quant}; [1,{frame[0]},{frame[1]},3] -> "
           f"[1,{frame[0]},{frame[1]},1], network {net[0]}x{net[1]})")
     parity = None
     if FLAGS.parity and FLAGS.int8_io == "float32":
         inputs = None
         if representative is not None:  # int8: compare on real frames (its calibrated range), not on noise
             inputs = [batch[0] for _, batch in zip(range(3), representative())]
-        report = run_export_parity_test(model, FLAGS.quant, tflite_path=path, inputs=inputs)
+        report = run_export_parity_test(model, quant, tflite_path=path, inputs=inputs)
         print(f"parity Keras vs TFLite: max |diff| {report.max_abs_diff:.2e} m, mean {report.mean_abs_diff:.2e} m "
               f"over {report.num_inputs} inputs (tolerance {report.tolerance:g} m)")
         parity = {k: v for k, v in dataclasses.asdict(report).items() if k not in ("tflite_path", "tflite_bytes")}
         parity["reference"] = "Keras deploy model, " + ("3 calibration frames" if inputs else "3 synthetic images")
     tfl = TFLiteModel(path, check_signature=False)
-    card = model_card.build_card(path, tfl.input, tfl.output, FLAGS.quant, weights=FLAGS.weights,
-                                 upsample=resolve_upsample(FLAGS.upsample, FLAGS.quant),
+    card = model_card.build_card(path, tfl.input, tfl.output, quant, weights=FLAGS.weights,
+                                 upsample=resolve_upsample(FLAGS.upsample, quant),
                                  merge_normalization=FLAGS.merge_normalization, parity=parity,
                                  gpu=gpu["report"].summary(), evaluation=evaluation,
                                  created_by="export/export_tflite.py", version=litedepth_tf.__version__,

@@ -31,7 +31,6 @@ override a preset) ``--depth_scale``, ``--depth_format``, ``--max_depth``, ``--i
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -40,7 +39,8 @@ from absl import flags
 from litedepth_tf.common import cli
 from litedepth_tf.common.files import WriteError, atomic_write_json, check_writable
 from litedepth_tf.data import datasets
-from litedepth_tf.evaluation.evaluator import LAYOUT, TABLE_KEYS, compare_reports, evaluate_model, format_table
+from litedepth_tf.evaluation.evaluator import (LAYOUT, TABLE_KEYS, compare_reports, evaluate_model, format_table,
+                                               read_report)
 
 
 def define_flags(fv=None):
@@ -96,11 +96,9 @@ def main(argv, fv=None):
         print(f"wrote {fv.out}")
     if fv.compare_to:
         try:
-            with open(fv.compare_to, encoding="utf-8") as fh:
-                reference = json.load(fh)
-            reference["metrics"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise cli.InputError(f"--compare_to={fv.compare_to}: not a readable evaluation report ({err})") from None
+            reference = read_report(fv.compare_to)
+        except ValueError as err:
+            raise cli.InputError(str(err)) from None
         bad = compare_reports(report, reference, fv.compare_tol)
         worst = max((abs(float(a) - float(b)) for _, a, b in bad if a is not None and b is not None), default=None)
         diffs = [abs(float(report["metrics"][k]) - float(reference["metrics"][k])) for k, _ in TABLE_KEYS

@@ -21,6 +21,7 @@ standard metrics (relative-depth models; the MAI si-RMSE is scale-invariant anyw
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -289,6 +290,18 @@ def format_table(report: dict) -> str:
     lines.append(f"mean latency: {report['latency_ms_mean']:.1f} ms / image on this host "
                  f"(first call {report['first_call_ms']:.0f} ms; {report['kind']})")
     return "\n".join(lines)
+
+
+def read_report(path: str, flag: str = "--compare_to") -> dict:
+    """An `evaluate --out` report to compare with; ValueError (one line naming `flag` and the file) unless it is
+    readable JSON with its metrics."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            reference = json.load(fh)
+        reference["metrics"].items()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{flag}={path}: not a readable evaluation report ({err})") from None
+    return reference
 
 
 def compare_reports(report: dict, reference: dict, tol: float = 1e-3) -> list:

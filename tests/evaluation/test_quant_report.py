@@ -207,13 +207,24 @@ def test_quant_report_reuses_the_exported_files(root, tmp_path):
     weights = str(tmp_path / "s.weights.h5")
     random_student(13).save_weights(weights)
     art = tmp_path / "art"
+    # the three files in one process, as `make export` writes them
+    proc = run_command(["export/export_tflite.py", f"--weights={weights}", "--quant=fp32,fp16,int8",
+                        f"--data_root={root}", "--calib_images=2", f"--out={art}/litedepth_{{quant}}.tflite"],
+                       check=True)
+    written = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("wrote ")]
+    assert [p for p in written if p.endswith(".tflite")] == [str(art / f"litedepth_{q}.tflite")
+                                                             for q in ("fp32", "fp16", "int8")]
     for q in ("fp32", "fp16", "int8"):
-        run_command(["export/export_tflite.py", f"--weights={weights}", f"--quant={q}", f"--data_root={root}",
-                     "--calib_images=2", f"--out={art / f'litedepth_{q}.tflite'}"], check=True)
+        card = json.load(open(art / f"litedepth_{q}.card.json"))
+        assert card["model"]["quantization"] == q and card["parity"]["max_abs_diff"] <= card["parity"]["tolerance"]
+    keras_eval = tmp_path / "eval_keras.json"
+    run_command(["-m", "litedepth_tf.evaluate", f"--weights={weights}", f"--data_root={root}", "--split=local_val",
+                 "--max_images=2", "--nobaseline", f"--out={keras_eval}"], check=True)
     cmd = ["export/export_tflite.py", f"--weights={weights}", f"--data_root={root}", "--report_split=local_val",
            "--report_images=2", "--calib_images=2", "--report_runs=3", f"--report_from={art}",
-           f"--report_dir={tmp_path / 'quant'}"]
-    run_command(cmd, check=True)
+           f"--report_dir={tmp_path / 'quant'}", f"--compare_to={keras_eval}"]
+    proc = run_command(cmd, check=True)
+    assert f"fp32 matches {keras_eval}: every metric within 0.001" in proc.stdout
     report = json.load(open(tmp_path / "quant" / "quant_report.json"))
     for q, row in report["rows"].items():
         src = art / f"litedepth_{q}.tflite"
@@ -232,3 +243,40 @@ def test_quant_report_reuses_the_exported_files(root, tmp_path):
     line = proc.stderr.strip().splitlines()[-1]
     assert "litedepth_fp32.tflite: cannot reuse it: exported from weights" in line and other in line
     assert open(tmp_path / "quant" / "quant_report.json").read() == before  # nothing written
+
+
+def test_export_cli_refuses_bad_quant_lists(tmp_path):
+    """--quant lists: an unknown mode, or several modes without {quant} in --out, is one line and exit 2 before
+    anything is exported."""
+    out = tmp_path / "art"
+    cases = [(["--quant=fp32,int4", f"--out={out}/m_{{quant}}.tflite"], "--quant: 'int4' is not a quantisation mode"),
+             (["--quant=fp32,fp16", f"--out={out}/m.tflite"], "writes 2 files: --out must hold {quant}"),
+             (["--quant=fp32,fp16", f"--out={out}/m_{{quant}}.tflite", f"--saved_model_dir={out}/sm"],
+              "--saved_model_dir keeps one SavedModel")]
+    for args, message in cases:
+        proc = run_command(["export/export_tflite.py", "--noparity", *args])
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        line = proc.stderr.strip().splitlines()[-1]
+        assert line.startswith("error: ") and message in line, line
+    assert not out.exists()
+
+
+def test_quant_report_compare_to_refuses_other_images(root, tmp_path):
+    """--compare_to a report of other images (another split size) is an input error naming both, exit 2; a report
+    that is not JSON is refused before the report runs."""
+    weights = str(tmp_path / "s.weights.h5")
+    random_student(15).save_weights(weights)
+    bad = tmp_path / "bad.json"
+    bad.write_text("not json")
+    base = ["export/export_tflite.py", f"--weights={weights}", f"--data_root={root}", "--report_split=local_val",
+            "--report_images=2", "--calib_images=2", "--report_runs=2", f"--report_dir={tmp_path / 'quant'}"]
+    proc = run_command(base + [f"--compare_to={bad}"])
+    assert proc.returncode == 2 and f"--compare_to={bad}: not a readable evaluation report" in proc.stderr
+    assert not (tmp_path / "quant").exists()  # refused before anything was exported
+    one = tmp_path / "eval_one.json"
+    run_command(["-m", "litedepth_tf.evaluate", f"--weights={weights}", f"--data_root={root}", "--split=local_val",
+                 "--max_images=1", "--nobaseline", f"--out={one}"], check=True)
+    proc = run_command(base + [f"--compare_to={one}"])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "scored 1 images of" in line and "the report 2 of" in line and "not the same images" in line
