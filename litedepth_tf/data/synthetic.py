@@ -127,6 +127,31 @@ def _hit_floor(O, D):
     return np.where((D[1] < 0) & (t > _EPS), t, _INF).astype(np.float32)
 
 
+def _may_hit_sphere(O, D, c, r):
+    """Rays (O + t D, t real) that come within ``r`` of ``c``: a superset of those that hit an object inside that
+    sphere (``r`` is padded by the caller against rounding)."""
+    ox, oy, oz = O[0] - c[0], O[1] - c[1], O[2] - c[2]
+    a = D[0] * D[0] + D[1] * D[1] + D[2] * D[2]
+    b = ox * D[0] + oy * D[1] + oz * D[2]
+    cc = ox * ox + oy * oy + oz * oz - r * r
+    return b * b - a * cc >= 0
+
+
+def _culled(hit_fn, O, D, c, r, *args):
+    """``hit_fn(O, D, *args)`` evaluated only on the rays that pass the bounding-sphere test (``c``, ``r``), inf on
+    the others. Every hit function is elementwise, so the values on the tested rays are bit-identical to evaluating
+    all rays; the test is conservative (radius padded by 1 % + 1 cm), so no hit is lost."""
+    cand = np.nonzero(_may_hit_sphere(O, D, c, r * 1.01 + 0.01))[0]
+    n = D[0].shape[0]
+    if cand.size == n:
+        return hit_fn(O, D, *args)
+    out = np.full(n, _INF, np.float32)
+    if cand.size:
+        Oc = tuple(o[cand] if np.ndim(o) else o for o in O)
+        out[cand] = hit_fn(Oc, tuple(d[cand] for d in D), *args)
+    return out
+
+
 @dataclass
 class _Obj:
     kind: str  # floor, room, box, sphere, cylinder
@@ -144,11 +169,15 @@ class _Obj:
             return _hit_floor(O, D)
         if self.kind == "room":
             return _hit_room(O, D, p["lo"], p["hi"])
-        if self.kind == "box":
-            return _hit_box(O, D, p["c"], p["half"], p["yaw"])
+        if self.kind == "box":  # bounding sphere: the centre, the half-diagonal
+            radius = float(np.sqrt(sum(float(h) ** 2 for h in p["half"])))
+            return _culled(_hit_box, O, D, p["c"], radius, p["c"], p["half"], p["yaw"])
         if self.kind == "sphere":
             return _hit_sphere(O, D, p["c"], p["r"])
-        return _hit_cylinder(O, D, p["c"], p["r"], p["h"])
+        # the cylinder spans y in [0, h] about the axis through (c[0], ., c[2])
+        centre = (p["c"][0], 0.5 * p["h"], p["c"][2])
+        radius = float(np.sqrt(p["r"] ** 2 + (0.5 * p["h"]) ** 2))
+        return _culled(_hit_cylinder, O, D, centre, radius, p["c"], p["r"], p["h"])
 
     def local_point_normal(self, P):
         """Hit points P (3, n) -> (local point (3, n), local normal (3, n), world normal (3, n))."""

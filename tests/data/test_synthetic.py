@@ -74,3 +74,22 @@ def test_fewer_frames_into_a_used_folder_leaves_exactly_those(tmp_path):
     assert sorted(now) == sorted([os.path.join("train", "rgb", "notes.png")] + [
         os.path.join(s, k, "00000.png") for s in ("train", "local_val") for k in ("rgb", "depth")])
     assert all(now[k] == first[k] for k in now)  # the kept frames are the same bytes
+
+
+def test_bounding_sphere_culling_loses_no_hit():
+    """Boxes and cylinders are intersected only on the rays that pass a bounding-sphere test; the result must equal
+    intersecting every ray (bit for bit), for primary rays from one origin and for shadow rays from many."""
+    from litedepth_tf.data import synthetic as syn
+
+    rng = np.random.default_rng(3)
+    n = 200_000
+    D = tuple(v.astype(np.float32) for v in rng.normal(size=(3, n)))
+    origins = {"camera": (0.0, 1.4, 0.0), "surface": tuple(v.astype(np.float32) for v in rng.uniform(-3, 3, (3, n)))}
+    box = syn._Obj("box", dict(c=(0.4, 0.9, 2.5), half=(0.6, 0.9, 0.4), yaw=0.3), albedo=np.ones(3, np.float32))
+    cyl = syn._Obj("cylinder", dict(c=(-0.7, 0.0, 3.0), r=0.35, h=1.8), albedo=np.ones(3, np.float32))
+    for name, O in origins.items():
+        full_box = syn._hit_box(O, D, box.params["c"], box.params["half"], box.params["yaw"])
+        full_cyl = syn._hit_cylinder(O, D, cyl.params["c"], cyl.params["r"], cyl.params["h"])
+        assert np.isfinite(full_box).sum() > 1000 and np.isfinite(full_cyl).sum() > 1000, name  # rays do hit
+        np.testing.assert_array_equal(box.hit(O, D), full_box, err_msg=name)
+        np.testing.assert_array_equal(cyl.hit(O, D), full_cyl, err_msg=name)
