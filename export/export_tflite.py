@@ -65,6 +65,7 @@ from litedepth_tf.common import cli
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH
 from litedepth_tf.common.sizes import network_size, parse_hw
 from litedepth_tf.data import datasets
+from litedepth_tf.data.pipeline import list_pairs
 from litedepth_tf.evaluation.evaluator import compare_reports, read_report
 from litedepth_tf.evaluation.quant_report import QUANTS, format_report, quant_report
 from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
@@ -142,6 +143,13 @@ def main(argv):
                 reference = read_report(FLAGS.compare_to)
             except ValueError as err:
                 raise cli.InputError(str(err)) from None
+            try:
+                total = len(list_pairs(FLAGS.data_root, FLAGS.report_split, check=False))
+            except (FileNotFoundError, ValueError) as err:
+                raise cli.InputError(f"report split {FLAGS.report_split!r} under {FLAGS.data_root!r} is unusable: "
+                                     f"{err}") from None
+            n = total if FLAGS.report_images <= 0 else min(FLAGS.report_images, total)
+            check_same_images(reference, FLAGS.data_root, FLAGS.report_split, n)
         out_dir = FLAGS.report_dir or os.path.dirname(os.path.abspath(FLAGS.out))
         try:
             report = quant_report(FLAGS.weights, FLAGS.data_root, FLAGS.report_split, FLAGS.report_images, out_dir,
@@ -192,12 +200,7 @@ def compare_fp32(report: dict, reference: dict) -> int:
     """--compare_to: the report's fp32 metrics against an `evaluate --out` report of the Keras weights on the same
     images (exit 1 unless every metric is within --compare_tol)."""
     fp32 = report["rows"]["fp32"]
-    same = (os.path.abspath(str(reference.get("data_root", ""))) == os.path.abspath(report["data_root"])
-            and reference.get("split") == report["split"] and reference.get("n_images") == report["n_images"])
-    if not same:
-        raise cli.InputError(f"--compare_to={FLAGS.compare_to}: scored {reference.get('n_images')} images of "
-                             f"{reference.get('data_root')}/{reference.get('split')}, the report "
-                             f"{report['n_images']} of {report['data_root']}/{report['split']}: not the same images")
+    check_same_images(reference, report["data_root"], report["split"], report["n_images"])
     bad = compare_reports({"metrics": fp32["metrics"]}, reference, FLAGS.compare_tol)
     diffs = [abs(float(v) - float(reference["metrics"][k])) for k, v in fp32["metrics"].items()
              if reference["metrics"].get(k) is not None]
@@ -208,6 +211,17 @@ def compare_fp32(report: dict, reference: dict) -> int:
     print(f"fp32 matches {FLAGS.compare_to}: every metric within {FLAGS.compare_tol:g} (largest difference "
           f"{max(diffs, default=0.0):.2e})")
     return cli.EXIT_OK
+
+
+def check_same_images(reference: dict, data_root: str, split: str, n_images: int) -> None:
+    """--compare_to must be a report of the same data root, split and number of images (before the report runs, on
+    the split's listing, and again on the images it scored)."""
+    same = (os.path.abspath(str(reference.get("data_root", ""))) == os.path.abspath(data_root)
+            and reference.get("split") == split and reference.get("n_images") == n_images)
+    if not same:
+        raise cli.InputError(f"--compare_to={FLAGS.compare_to}: scored {reference.get('n_images')} images of "
+                             f"{reference.get('data_root')}/{reference.get('split')}, the report {n_images} of "
+                             f"{data_root}/{split}: not the same images")
 
 
 def parse_quants(values) -> list:

@@ -262,8 +262,8 @@ def test_export_cli_refuses_bad_quant_lists(tmp_path):
 
 
 def test_quant_report_compare_to_refuses_other_images(root, tmp_path):
-    """--compare_to a report of other images (another split size) is an input error naming both, exit 2; a report
-    that is not JSON is refused before the report runs."""
+    """--compare_to a report of other images (another split size) or one that is not JSON is an input error naming
+    the file, exit 2, before the report runs."""
     weights = str(tmp_path / "s.weights.h5")
     random_student(15).save_weights(weights)
     bad = tmp_path / "bad.json"
@@ -280,3 +280,4 @@ def test_quant_report_compare_to_refuses_other_images(root, tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     line = proc.stderr.strip().splitlines()[-1]
     assert "scored 1 images of" in line and "the report 2 of" in line and "not the same images" in line
+    assert not (tmp_path / "quant").exists()  # refused on the split's listing, before the report ran
