@@ -65,9 +65,8 @@ from litedepth_tf.common import cli
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH
 from litedepth_tf.common.sizes import network_size, parse_hw
 from litedepth_tf.data import datasets
-from litedepth_tf.data.pipeline import list_pairs
-from litedepth_tf.evaluation.evaluator import compare_reports, read_report
-from litedepth_tf.evaluation.quant_report import QUANTS, format_report, quant_report
+from litedepth_tf.evaluation.evaluator import print_comparison, read_report
+from litedepth_tf.evaluation.quant_report import QUANTS, format_report, quant_report, report_size
 from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
 from litedepth_tf.tflite import gpu_check, model_card
 from litedepth_tf.tflite.calibration import representative_images
@@ -141,14 +140,9 @@ def main(argv):
         if FLAGS.compare_to:  # read first: a wrong file is an input error before the (slow) report
             try:
                 reference = read_report(FLAGS.compare_to)
+                n = report_size(FLAGS.data_root, FLAGS.report_split, FLAGS.report_images)
             except ValueError as err:
                 raise cli.InputError(str(err)) from None
-            try:
-                total = len(list_pairs(FLAGS.data_root, FLAGS.report_split, check=False))
-            except (FileNotFoundError, ValueError) as err:
-                raise cli.InputError(f"report split {FLAGS.report_split!r} under {FLAGS.data_root!r} is unusable: "
-                                     f"{err}") from None
-            n = total if FLAGS.report_images <= 0 else min(FLAGS.report_images, total)
             check_same_images(reference, FLAGS.data_root, FLAGS.report_split, n)
         out_dir = FLAGS.report_dir or os.path.dirname(os.path.abspath(FLAGS.out))
         try:
@@ -199,18 +193,10 @@ def main(argv):
 def compare_fp32(report: dict, reference: dict) -> int:
     """--compare_to: the report's fp32 metrics against an `evaluate --out` report of the Keras weights on the same
     images (exit 1 unless every metric is within --compare_tol)."""
-    fp32 = report["rows"]["fp32"]
     check_same_images(reference, report["data_root"], report["split"], report["n_images"])
-    bad = compare_reports({"metrics": fp32["metrics"]}, reference, FLAGS.compare_tol)
-    diffs = [abs(float(v) - float(reference["metrics"][k])) for k, v in fp32["metrics"].items()
-             if reference["metrics"].get(k) is not None]
-    if bad:
-        print(f"MISMATCH fp32 vs {FLAGS.compare_to} (tolerance {FLAGS.compare_tol:g}): "
-              + ", ".join(f"{k} {a} vs {b}" for k, a, b in bad), file=sys.stderr)
-        return cli.EXIT_FAILED
-    print(f"fp32 matches {FLAGS.compare_to}: every metric within {FLAGS.compare_tol:g} (largest difference "
-          f"{max(diffs, default=0.0):.2e})")
-    return cli.EXIT_OK
+    ok = print_comparison({"metrics": report["rows"]["fp32"]["metrics"]}, reference, FLAGS.compare_to,
+                          FLAGS.compare_tol, what="fp32")
+    return cli.EXIT_OK if ok else cli.EXIT_FAILED
 
 
 def check_same_images(reference: dict, data_root: str, split: str, n_images: int) -> None:

@@ -32,15 +32,13 @@ override a preset) ``--depth_scale``, ``--depth_format``, ``--max_depth``, ``--i
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import flags
 
 from litedepth_tf.common import cli
 from litedepth_tf.common.files import WriteError, atomic_write_json, check_writable
 from litedepth_tf.data import datasets
-from litedepth_tf.evaluation.evaluator import (LAYOUT, TABLE_KEYS, compare_reports, evaluate_model, format_table,
-                                               read_report)
+from litedepth_tf.evaluation.evaluator import LAYOUT, evaluate_model, format_table, print_comparison, read_report
 
 
 def define_flags(fv=None):
@@ -99,17 +97,8 @@ def main(argv, fv=None):
             reference = read_report(fv.compare_to)
         except ValueError as err:
             raise cli.InputError(str(err)) from None
-        bad = compare_reports(report, reference, fv.compare_tol)
-        worst = max((abs(float(a) - float(b)) for _, a, b in bad if a is not None and b is not None), default=None)
-        diffs = [abs(float(report["metrics"][k]) - float(reference["metrics"][k])) for k, _ in TABLE_KEYS
-                 if report["metrics"].get(k) is not None and reference["metrics"].get(k) is not None]
-        if bad:
-            print(f"MISMATCH vs {fv.compare_to} (tolerance {fv.compare_tol:g}): "
-                  + ", ".join(f"{k} {a} vs {b}" for k, a, b in bad)
-                  + (f"; largest difference {worst:.2e}" if worst is not None else ""), file=sys.stderr)
+        if not print_comparison(report, reference, fv.compare_to, fv.compare_tol):
             return cli.EXIT_FAILED
-        print(f"matches {fv.compare_to}: every metric within {fv.compare_tol:g} (largest difference "
-              f"{max(diffs, default=0.0):.2e})")
     return cli.EXIT_OK
 
 

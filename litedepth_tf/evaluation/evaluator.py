@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 
 import keras
@@ -302,6 +303,24 @@ def read_report(path: str, flag: str = "--compare_to") -> dict:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{flag}={path}: not a readable evaluation report ({err})") from None
     return reference
+
+
+def print_comparison(report: dict, reference: dict, reference_path: str, tol: float = 1e-3, what: str = "") -> bool:
+    """`compare_reports`, printed: ``MISMATCH [what ]vs PATH ...`` on stderr (False) or ``[what ]matches PATH ...``
+    with the largest difference (True)."""
+    bad = compare_reports(report, reference, tol)
+    prefix = f"{what} " if what else ""
+    if bad:
+        worst = max((abs(float(a) - float(b)) for _, a, b in bad if a is not None and b is not None), default=None)
+        print(f"MISMATCH {prefix}vs {reference_path} (tolerance {tol:g}): "
+              + ", ".join(f"{k} {a} vs {b}" for k, a, b in bad)
+              + (f"; largest difference {worst:.2e}" if worst is not None else ""), file=sys.stderr)
+        return False
+    diffs = [abs(float(report["metrics"][k]) - float(reference["metrics"][k])) for k, _ in TABLE_KEYS
+             if report["metrics"].get(k) is not None and reference["metrics"].get(k) is not None]
+    print(f"{prefix}matches {reference_path}: every metric within {tol:g} (largest difference "
+          f"{max(diffs, default=0.0):.2e})")
+    return True
 
 
 def compare_reports(report: dict, reference: dict, tol: float = 1e-3) -> list:

@@ -62,6 +62,16 @@ def tflite_name(quant: str, int8_io: str = "float32") -> str:
     return f"litedepth_{quant}" + ("_uint8io" if quant == "int8" and int8_io == "uint8" else "") + ".tflite"
 
 
+def report_size(data_root, split: str, n_images: int = 0) -> int:
+    """How many images of `split` the report scores (`n_images`, 0 = all); ValueError naming the split when it
+    cannot be listed."""
+    try:
+        total = len(list_pairs(data_root, split))
+    except (FileNotFoundError, ValueError) as err:
+        raise ValueError(f"report split {split!r} under {os.fspath(data_root)!r} is unusable: {err}") from err
+    return total if not n_images or n_images <= 0 else min(int(n_images), total)
+
+
 def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0, out_dir: str = "artifacts",
                  calib_split: str = "train", calib_images: int = 64, int8_io: str = "float32", threads: int = 1,
                  runs: int = 50, upsample: str = "auto", json_path: str | None = None, seed: int = 0,
@@ -71,10 +81,7 @@ def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0
     cards: `model_card.check_export`), copied into `out_dir`, instead of exporting them again."""
 
     out_dir = os.fspath(out_dir)
-    try:  # fail before the (slow) exports if the evaluation split is unusable
-        total = len(list_pairs(data_root, split))
-    except (FileNotFoundError, ValueError) as err:
-        raise ValueError(f"report split {split!r} under {os.fspath(data_root)!r} is unusable: {err}") from err
+    n = report_size(data_root, split, n_images)  # fails before the (slow) exports if the split is unusable
     reused = {}
     if reuse_dir is not None:  # every file checked before anything is written
         for q in QUANTS:
@@ -102,7 +109,6 @@ def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0
                    "reused_from": reused[q][0] if q in reused else None,
                    "io": f"{models[q].input_dtype.name} -> {np.dtype(models[q].output['dtype']).name}"}
 
-    n = total if not n_images or n_images <= 0 else min(int(n_images), total)
     metrics = {q: MAIMetrics() for q in QUANTS}
     max_diff = {q: 0.0 for q in QUANTS}
     sum_diff = {q: 0.0 for q in QUANTS}
