@@ -59,9 +59,9 @@ def randomize_batchnorm(model: keras.Model, seed: int = 0) -> None:
                 )
 
 
-def make_depth_nontrivial(model: keras.Model, bias: float = -1.0) -> None:
-    """Sets the last conv's bias: 40 * sigmoid(bias + w.x) then sits mid-range (~10 m at -1) and varies across the
-    image instead of saturating at 40 m, so parity tests compare real, non-clamped numbers."""
+def make_depth_nontrivial(model: keras.Model, bias: float = 8.0) -> None:
+    """Sets the last conv's bias: the ReLU head's depth ``bias + w.x`` then sits mid-range (~8 m) and varies across
+    the image instead of being clamped at 1 mm or 40 m, so parity tests compare real, non-clamped numbers."""
     layer = model.get_layer("decoder_depth_conv")
     kernel, b = layer.get_weights()
     layer.set_weights([kernel, np.full_like(b, bias)])

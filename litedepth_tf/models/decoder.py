@@ -1,17 +1,19 @@
-"""The LiteDepth light decoder (no BatchNorm, ReLU, Glorot init).
+"""The LiteDepth light decoder (no BatchNorm, ReLU, Glorot init), as the authors' ``DenseDepthHeadLightMobile``.
 
 From the deepest feature (stride 32) upwards:
   f32 -> 1x1 conv -> 72, ReLU
-  up x2 (bilinear, to the skip's size), concat f16 (48) -> 1x1 conv -> 24, ReLU      ("feat_16": before the ReLU)
+  up x2 (bilinear, align_corners=True, to the skip's size), concat f16 (48) -> 1x1 conv -> 24, ReLU ("feat_16": before the ReLU)
   up x2, concat f8 (24) -> 1x1 conv -> 8, ReLU                     ("feat_8": before the ReLU)
   up x2, concat f4 (16) -> 3x3 conv -> 24, ReLU                    ("feat_4": before the ReLU)
-  1x1 conv -> 1, 40 * sigmoid, clamp to [MIN_DEPTH, MAX_DEPTH]    ("depth", stride 4)
+  1x1 conv -> 1, ReLU; at inference clamped to [MIN_DEPTH, max_depth] ("depth", stride 4)
 
-Output head: ``MAX_DEPTH * sigmoid(conv)`` as in the authors' code (``DepthBaseDecodeHead`` with ``scale_up=True``,
-max_depth=40), not the ReLU the paper's text suggests. A ReLU head starts with most logits < 0 under Glorot init
-(depth clamped to 1 mm, zero gradient) and never recovers: measured here, the demo's validation si-RMSE stayed at
-the constant baseline (0.737) with every prediction at 1 mm. The sigmoid starts at ~20 m everywhere with a
-non-zero gradient at every pixel.
+Output head (paper Sec. 3.1: "passed by a ReLU function"; the authors' config ``scale_up=False``): ``ReLU(conv)``.
+The loss sees it unclamped during training (the authors' ``forward_train``); inference (``training=False``: the
+deploy view, evaluation, export) clamps it to ``[MIN_DEPTH, max_depth]`` as the authors' ``encode_decode`` does.
+A ReLU head fed by a random encoder starts with about half of its pixels below 0, where it has no gradient; the
+trainer therefore starts the head's bias at the training set's median depth (`set_head_bias`; docs/fidelity.md
+has the measurements), which puts every pixel in the ReLU's linear part at step 0. ``head="sigmoid"`` builds the
+head this project used before, ``max_depth * sigmoid(conv)`` (same weights).
 The same function builds the teacher's decoder from wider encoder features.
 
 Decoder kinds (Table 3 of the paper, `kind=`): ``"mix"`` (above: 3x3 at the finest, stride-4 fusion, 1x1 elsewhere,
@@ -23,6 +25,7 @@ deploy view or an export always follows the trained model.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -31,17 +34,42 @@ from litedepth_tf.common.constants import MAX_DEPTH, MIN_DEPTH
 
 @keras.saving.register_keras_serializable(package="litedepth_tf")
 class ResizeLike(layers.Layer):
-    """Bilinear resize of `x` to the spatial size of `reference` (the skip feature), as the authors'
-    `F.interpolate(x, size=skip.shape[2:])`. Works with unknown H, W (one traced train step for every R-crop
-    size); with static shapes the size is a constant, so TFLite gets a plain RESIZE_BILINEAR."""
+    """Bilinear resize with ``align_corners=True`` of `x` to the spatial size of `reference` (the skip feature), as
+    the authors' ``F.interpolate(x, size=skip.shape[2:], mode='bilinear', align_corners=True)``. Works with unknown
+    H, W (one traced train step for every R-crop size); with static shapes the size is a constant, so TFLite gets a
+    plain RESIZE_BILINEAR (align_corners=true)."""
 
     def call(self, x, reference):
         static = reference.shape[1:3]
-        size = tuple(static) if None not in static else tf.shape(reference)[1:3]
-        return tf.image.resize(x, size, method="bilinear")
+        size = tf.constant(tuple(static), tf.int32) if None not in static else tf.shape(reference)[1:3]
+        return tf.raw_ops.ResizeBilinear(images=x, size=size, align_corners=True, half_pixel_centers=False)
 
     def compute_output_shape(self, x_shape, reference_shape):
         return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
+
+
+HEADS = ("relu", "sigmoid")
+
+
+@keras.saving.register_keras_serializable(package="litedepth_tf")
+class DepthHead(layers.Layer):
+    """The depth head's activation: ``relu`` (training: ReLU; inference: ReLU clamped to ``[min_depth, max_depth]``)
+    or ``sigmoid`` (``max_depth * sigmoid``, clamped to ``[min_depth, max_depth]`` always)."""
+
+    def __init__(self, kind="relu", max_depth=MAX_DEPTH, min_depth=MIN_DEPTH, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {kind!r}")
+        self.kind, self.max_depth, self.min_depth = kind, float(max_depth), float(min_depth)
+
+    def call(self, x, training=None):
+        if self.kind == "sigmoid":
+            return ops.clip(ops.sigmoid(x) * self.max_depth, self.min_depth, self.max_depth)
+        depth = ops.relu(x)
+        return depth if training else ops.clip(depth, self.min_depth, self.max_depth)
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "max_depth": self.max_depth, "min_depth": self.min_depth}
 
 
 def _conv(filters, kernel, name):
@@ -62,9 +90,11 @@ def decoder_kind(model, name="decoder") -> str:
     raise ValueError(f"model {model.name!r}: decoder kernels {kernels} match no kind of {DECODER_KINDS}")
 
 
-def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder", kind="mix", max_depth=MAX_DEPTH):
+def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder", kind="mix", max_depth=MAX_DEPTH,
+                  head="relu"):
     """features: [f4, f8, f16, f32] Keras tensors. Returns dict(depth, feat_4, feat_8, feat_16). ``max_depth``:
-    the head's range, ``max_depth * sigmoid`` (40 m for MAI; 80 m for KITTI's ``student_80m`` preset)."""
+    the head's clamp (40 m for MAI; 80 m for KITTI's ``student_80m`` preset); ``head``: "relu" (the paper) or
+    "sigmoid" (module docstring)."""
     if kind not in DECODER_KERNELS:
         raise ValueError(f"decoder kind must be one of {DECODER_KINDS}, got {kind!r}")
     k32, k16, k8, k4 = DECODER_KERNELS[kind]
@@ -83,6 +113,24 @@ def light_decoder(features, channels=(72, 24, 8), logits_dim=24, name="decoder",
     feat_8 = fuse(layers.ReLU(name=f"{name}_relu16")(feat_16), f8, c8, k8, "8")
     feat_4 = fuse(layers.ReLU(name=f"{name}_relu8")(feat_8), f4, logits_dim, k4, "4")
     x = layers.ReLU(name=f"{name}_relu4")(feat_4)
-    depth = layers.Activation("sigmoid", name=f"{name}_depth_sigmoid")(_conv(1, 1, f"{name}_depth_conv")(x))
-    depth = ops.clip(depth * max_depth, MIN_DEPTH, max_depth)
+    depth = DepthHead(head, max_depth, name=f"{name}_depth_head")(_conv(1, 1, f"{name}_depth_conv")(x))
     return {"depth": depth, "feat_4": feat_4, "feat_8": feat_8, "feat_16": feat_16}
+
+
+def head_kind(model, name="decoder") -> str:
+    """The head of a built `model` ("relu" or "sigmoid")."""
+    return model.get_layer(f"{name}_depth_head").kind
+
+
+def set_head_bias(model, depth: float, name="decoder") -> None:
+    """Starts the depth head at ``depth`` metres everywhere the conv's input is 0: its bias := ``depth`` (ReLU
+    head) or the logit of ``depth / max_depth`` (sigmoid head)."""
+    layer = model.get_layer(f"{name}_depth_conv")
+    head = model.get_layer(f"{name}_depth_head")
+    kernel, bias = layer.get_weights()
+    if head.kind == "relu":
+        value = float(depth)
+    else:
+        p = min(max(float(depth) / head.max_depth, 1e-4), 1 - 1e-4)
+        value = float(np.log(p / (1 - p)))
+    layer.set_weights([kernel, np.full_like(bias, value)])

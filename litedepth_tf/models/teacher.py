@@ -1,7 +1,7 @@
 """The LiteDepth teacher: a Swin Transformer encoder + the student's light decoder, widened.
 
 `build_teacher(preset)` returns a Keras model with exactly the student's interface (`WORKSPACE.md`):
-raw RGB 0..255 `[B, H, W, 3]` -> dict `depth` `[B, H/4, W/4, 1]` (metres, clamped to [1e-3, 40]) and the
+raw RGB 0..255 `[B, H, W, 3]` -> dict `depth` `[B, H/4, W/4, 1]` (metres, ReLU; clamped to [1e-3, 40] at inference) and the
 pre-activation decoder features `feat_4`, `feat_8`, `feat_16` (for `litedepth_tf.training.distill`).
 
 * **Input**: the same downsampled raw image the student gets (128x160 for a 480x640 frame; the R-crop sizes in
@@ -52,7 +52,7 @@ TEACHER_NO_WEIGHT_DECAY = ("relative_position_bias_table", "gamma", "beta")
 
 
 def build_teacher(preset="tiny", weights=None, encoder_weights=None, input_shape=(None, None, 3),
-                  drop_path_rate=None, name="teacher") -> keras.Model:
+                  drop_path_rate=None, name="teacher", head="relu") -> keras.Model:
     """Swin encoder + widened light decoder. `weights`: a full teacher `.weights.h5` saved by the trainer (strict:
     a wrong preset raises an error naming the first mismatching variable). `encoder_weights`: converted Swin
     weights (`.npz`) for the encoder only, before training."""
@@ -61,7 +61,7 @@ def build_teacher(preset="tiny", weights=None, encoder_weights=None, input_shape
     encoder = build_swin_encoder(preset, input_shape=input_shape, weights=encoder_weights,
                                  drop_path_rate=drop_path_rate, name=ENCODER_NAME)
     inputs = keras.Input(shape=input_shape, name="image")
-    outputs = light_decoder(encoder(inputs), **TEACHER_DECODER[preset])
+    outputs = light_decoder(encoder(inputs), head=head, **TEACHER_DECODER[preset])
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
         load_weights_strict(model, weights)

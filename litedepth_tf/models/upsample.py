@@ -127,6 +127,7 @@ def with_fast_upsampling(deploy: keras.Model, integer_friendly: bool = True) -> 
     model = keras.Model(inputs, depth, name=deploy.name + "_fastup")
     if hasattr(deploy, "depth_range"):
         model.depth_range = deploy.depth_range
+    model.final_resize = "bilinear"
     return model
 
 
@@ -151,8 +152,15 @@ def resolve_upsample(mode: str, quant: str) -> str:
 
 def apply_upsample(deploy: keras.Model, quant: str, mode: str = "auto") -> keras.Model:
     """The deploy model to export for `quant`: unchanged ('resize') or with `BilinearUpsample` ('conv';
-    integer-friendly taps for int8, exact taps for fp32 / fp16)."""
+    integer-friendly taps for int8, exact taps for fp32 / fp16). A deploy model with a nearest final resize (the
+    default, `models.student.build_deploy_model`) is exported as it is: its RESIZE_NEAREST_NEIGHBOR is exact in
+    int8 too."""
     kind = resolve_upsample(mode, quant)
+    if getattr(deploy, "final_resize", "bilinear") != "bilinear":  # the conv is the bilinear resize's twin only
+        if mode == "conv":
+            raise ValueError(f"{deploy.name!r} ends with a {deploy.final_resize} resize; the conv upsampling "
+                             "replaces a bilinear one (build the deploy model with final_resize='bilinear')")
+        return deploy
     if kind == "conv" and mode == "auto":  # auto: conv only where the factors are integers
         cores = [layer for layer in deploy.layers if isinstance(layer, keras.Model)]
         frame = (int(deploy.input.shape[1]), int(deploy.input.shape[2]))
