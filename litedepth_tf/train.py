@@ -44,7 +44,8 @@ from litedepth_tf.data import datasets
 from litedepth_tf.data import pipeline as input_pipeline
 from litedepth_tf.data.bad_samples import BadSampleCounter, bad_sample_error
 from litedepth_tf.models import presets as registry
-from litedepth_tf.models.decoder import DECODER_KINDS
+from litedepth_tf.evaluation.metrics import median_train_depth
+from litedepth_tf.models.decoder import DECODER_KINDS, HEADS, set_head_bias
 from litedepth_tf.models.presets import MODELS, student_preset
 from litedepth_tf.models.student import load_weights
 from litedepth_tf.models.teacher import TEACHER_NO_WEIGHT_DECAY
@@ -96,6 +97,11 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
     flags.DEFINE_string("encoder_weights", None, "Encoder initialisation: 'imagenet' or a local file (student: "
                         "Keras MobileNetV3 weights; teacher: converted Swin .npz).", **d)
     flags.DEFINE_string("init_weights", None, "Start from these full-model weights (.weights.h5), e.g. stage 1.", **d)
+    flags.DEFINE_string("head_bias_init", "median", "Initial bias of the depth head (not with --init_weights): "
+                        "median (the training split's median depth: every pixel starts in the ReLU's linear part), "
+                        "zero (the authors' init) or a depth in metres.", **d)
+    flags.DEFINE_enum("head", "relu", list(HEADS), "Depth head: relu (the paper; clamped at inference) or sigmoid "
+                      "(max_depth * sigmoid).", **d)
     flags.DEFINE_string("teacher_weights", None, "Distillation: frozen teacher weights (.weights.h5); enables the "
                         "structure-aware distillation loss.", **d)
     flags.DEFINE_string("teacher_preset", "tiny", "Distillation: teacher preset (litedepth_tf.models.teacher).", **d)
@@ -105,21 +111,29 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
                       "elsewhere: the paper), conv3x3 or conv1x1 (evaluate/export it as --model=student_<kind>).", **d)
     flags.DEFINE_list("loss_terms", list(losses.TERMS), "Loss terms combined by --loss_weighting: any non-empty "
                       "subset of si,grad,vnl,robust.", **d)
-    flags.DEFINE_bool("grad_nan_mask", True, "Gradient loss over valid pixel pairs only (NaN mask; the paper). "
-                      "--nograd_nan_mask: every pair, holes at 0 m.", **d)
+    flags.DEFINE_enum("grad_nan_mask", "paper", list(losses.GRAD_MASKS), "Gradient loss: paper (each direction "
+                      "averaged over the pairs of two valid pixels), authors_code (what the authors' code computes: "
+                      "a pair touching a hole has target 0, every pair counts) or none (holes at 0 m).", **d)
     flags.DEFINE_enum("distiller", "structure", list(DISTILLERS), "Distillation loss at feat_4/8/16: structure "
                       "(affinities, the paper), l2 or channel (Shu et al. 2021).", **d)
     flags.DEFINE_bool("distill_ramp", False, "Distillation weight x min(0.999, 1 - 101/(step + 101)) (authors' "
                       "code).", **d)
     # ---- loss (litedepth_tf.training.losses, litedepth_tf.training.reweight) ---------------------------------------------------
-    flags.DEFINE_enum("loss_weighting", "dynamic", ["dynamic", "fixed"],
-                      "dynamic: learnable sigmas (L = sum 0.5/s^2 L_i + log(1+s^2)); fixed: 1, 0.25, 2.5, 0.6.", **d)
+    flags.DEFINE_enum("loss_weighting", "dynamic", ["dynamic", "fixed"], "dynamic: learnable sigmas (L = sum "
+                      "0.5/s^2 w L_i + log(1+s^2), the authors' auto config); fixed: sum w L_i.", **d)
+    flags.DEFINE_list("loss_weights", [str(w) for w in reweight.LOSS_WEIGHTS], "Weights w of si,grad,vnl,robust, "
+                      "applied before the re-weighting (the auto config's loss_weight; the distillation config "
+                      "without re-weighting: 1,0.25,2.5,0.6).", **d)
     flags.DEFINE_float("si_lambda", 0.15, "Scale-invariant loss: sqrt(Var(g) + lambda * mean(g)^2).", **d)
     flags.DEFINE_bool("si_per_image", False, "Scale-invariant loss per image, then the mean over the batch "
                       "(default: one Var/mean over all valid pixels of the batch, as the authors' SigLoss).", **d)
     flags.DEFINE_float("robust_alpha", 1.0, "Barron robust loss alpha.", **d)
     flags.DEFINE_float("robust_c", 2.0, "Barron robust loss scale c.", **d)
-    flags.DEFINE_integer("vnl_samples", 0, "VNL point triplets per image (0 = the losses module's default).", **d)
+    flags.DEFINE_float("vnl_ratio", 0.15, "VNL: triplets per batch = ratio x the prediction's pixels (authors: "
+                       "sample_ratio 0.15).", **d)
+    flags.DEFINE_enum("vnl_intrinsics", "authors", list(losses.VNL_INTRINSICS), "VNL back-projection: authors (the "
+                      "frame's focal scaled to the prediction, principal point at its centre, for every crop) or "
+                      "crop (each crop's own intrinsics).", **d)
     # ---- optimizer (litedepth_tf.training.schedules) ------------------------------------------------------------------
     flags.DEFINE_enum("optimizer", "adam", ["adam", "adamw"], "adam (student) or adamw (teacher).", **d)
     flags.DEFINE_float("lr", 4e-3, "Peak learning rate (after warm-up).", **d)
@@ -152,7 +166,7 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
 
     positive = ("batch_size", "log_every", "keep_checkpoints")
     non_negative = ("steps", "epochs", "warmup_steps", "image_every", "eval_every", "ckpt_every", "max_bad_steps",
-                    "val_max_images", "vnl_samples", "weight_decay", "precise_bn_batches", "min_free_mb")
+                    "val_max_images", "weight_decay", "precise_bn_batches", "min_free_mb")
     for name in positive:
         flags.register_validator(name, lambda v: v is not None and v > 0, message=f"--{name} must be > 0", **d)
     for name in non_negative:
@@ -161,6 +175,12 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
         flags.register_validator(name, lambda v: v is not None and v > 0, message=f"--{name} must be > 0", **d)
     flags.register_validator("warmup_ratio", lambda v: 0 < v <= 1, message="--warmup_ratio must be in (0, 1]", **d)
     flags.register_validator("si_lambda", lambda v: 0 <= v <= 1, message="--si_lambda must be in [0, 1]", **d)
+    flags.register_validator("head_bias_init", lambda v: v in ("median", "zero") or (_is_float(v) and float(v) > 0),
+                             message="--head_bias_init must be median, zero or a depth > 0 in metres", **d)
+    flags.register_validator("vnl_ratio", lambda v: 0 < v <= 1, message="--vnl_ratio must be in (0, 1]", **d)
+    flags.register_validator("loss_weights", lambda v: len(v) == len(losses.TERMS) and all(
+        _is_float(x) and float(x) >= 0 for x in v), message="--loss_weights must be 4 numbers >= 0 (si,grad,vnl,"
+                             "robust)", **d)
     flags.register_validator("crop_sizes", lambda v: v is None or _valid_crops(v), message="--crop_sizes must be "
                              "HxW pairs, e.g. 240x384, each at most the frame size (480x640 for mai2022); see "
                              "litedepth_tf.data.datasets", **d)
@@ -223,19 +243,19 @@ def check_data_root(root, splits, preset=None) -> None:
                                         f"{MAI_LAYOUT_HELP}")
 
 
-def loss_config(f):
-    """LossConfig from the loss flags (only the fields the losses module defines)."""
+def loss_config(f, preset=None):
+    """LossConfig from the loss flags; the VNL camera from --intrinsics or the data set (its frame's focal
+    lengths, which the authors' VNL scales to the prediction's size)."""
+    kw = dict(si_lambda=f.si_lambda, si_per_image=f.si_per_image, robust_alpha=f.robust_alpha, robust_c=f.robust_c,
+              grad_mask=f.grad_nan_mask, vnl_ratio=f.vnl_ratio, vnl_intrinsics=f.vnl_intrinsics)
+    if preset is not None and preset.frame_size is not None and preset.intrinsics is not None:
+        fx, fy = preset.frame_intrinsics()[:2]
+        kw.update(vnl_focal=(fx, fy), vnl_frame=tuple(preset.frame_size))
+    return losses.LossConfig(**kw)
 
-    wanted = dict(si_lambda=f.si_lambda, si_per_image=f.si_per_image, robust_alpha=f.robust_alpha, robust_c=f.robust_c,
-                  grad_nan_mask=f.grad_nan_mask)
-    if f.vnl_samples:
-        wanted["vnl_samples"] = f.vnl_samples
-    names = {fld.name for fld in dataclasses.fields(losses.LossConfig)}
-    return losses.LossConfig(**{k: v for k, v in wanted.items() if k in names})
 
-
-def make_weighting(kind: str, terms=losses.TERMS):
-    return reweight.make_weighting(kind, terms)
+def make_weighting(kind: str, terms=losses.TERMS, weights=None):
+    return reweight.make_weighting(kind, terms, weights)
 
 
 def model_name(f) -> str:
@@ -308,18 +328,25 @@ def _train(f, strategy, chief, bad_samples, preset, train_split, val_split) -> d
                                              training=False, intrinsics=intrinsics, on_bad_sample=f.on_bad_sample,
                                              bad_sample_counter=bad_samples, split_file=f.val_split_file, **data_kw)
 
-    cfg = loss_config(f)
+    cfg = loss_config(f, preset)
     with strategy.scope():
         builder = registry.get_builder(model_name(f))
-        model = builder(encoder_weights=f.encoder_weights) if f.encoder_weights else builder()
+        kw = dict(encoder_weights=f.encoder_weights) if f.encoder_weights else {}
+        model = builder(head=f.head, **kw) if f.head != "relu" else builder(**kw)
         if f.init_weights:
             load_weights(model, f.init_weights)
+        elif f.head_bias_init != "zero":
+            depth0 = float(f.head_bias_init) if f.head_bias_init != "median" else median_train_depth(
+                f.data_root, train_split, max_files=64, max_depth=preset.max_depth, progress=False,
+                pairs=listing.pairs, depth_scale=preset.depth_scale)
+            set_head_bias(model, depth0)
+            logging.info("depth head bias: %.3f m (--head_bias_init=%s)", depth0, f.head_bias_init)
         head = getattr(model, "depth_range", None)
         if head is not None and preset.max_depth > head:
             logging.warning("--model=%s predicts at most %g m but --dataset=%s has ground truth up to %g m; "
                             "--model=%s has an %g m head", f.model, head, preset.name, preset.max_depth,
                             "student_80m", 80.0)
-        weighting = make_weighting(f.loss_weighting, f.loss_terms)
+        weighting = make_weighting(f.loss_weighting, f.loss_terms, [float(w) for w in f.loss_weights])
         schedule = WarmupPolyDecay(f.lr, total_steps, min_lr=f.min_lr, warmup_steps=f.warmup_steps,
                                    warmup_ratio=f.warmup_ratio, power=f.lr_power)
         no_decay = ["sigma"]
@@ -335,7 +362,7 @@ def _train(f, strategy, chief, bad_samples, preset, train_split, val_split) -> d
         terms = set(f.loss_terms)
 
         def loss_fn(outputs, batch, seed):
-            out = compute_losses(outputs["depth"], losses.with_grad_targets(batch, cfg), seed, cfg)
+            out = compute_losses(outputs["depth"], batch, seed, cfg)
             return {k: v for k, v in out.items() if k in terms or k not in losses.TERMS}  # an off term: no gradient
 
         trainer = Trainer(model, optimizer, loss_fn, weighting, strategy=strategy, extra_loss_fn=extra_loss_fn,

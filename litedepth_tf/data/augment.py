@@ -330,25 +330,3 @@ def color_augment_table(image, seed, prob=0.5, gamma=(0.9, 1.1), brightness=(0.7
     table = tf.reshape(tf.transpose(tf.reshape(table, [b, 256, 3]), [0, 2, 1]), [-1])  # [B * 3 * 256]
     offset = tf.range(b)[:, None, None, None] * 768 + tf.range(3)[None, None, None, :] * 256
     return tf.gather(table, tf.cast(image, tf.int32) + offset)
-
-
-# ------------------------------------------------------------------------------------------------ targets
-
-
-def depth_gradients(depth):
-    """Forward differences of depth ``[..., H, W, 1]``: ``grad_x[..., x] = d[x+1] - d[x]`` (same for y).
-
-    NaN wherever either pixel of the pair is invalid (``<= 0``); the last column (x) / row (y) is NaN.
-    """
-    depth = tf.convert_to_tensor(depth, tf.float32)
-    valid = depth > 0
-    nan = tf.constant(float("nan"), tf.float32)
-    gx = depth[..., 1:, :] - depth[..., :-1, :]
-    vx = valid[..., 1:, :] & valid[..., :-1, :]
-    gx = tf.where(vx, gx, nan)
-    gy = depth[..., 1:, :, :] - depth[..., :-1, :, :]
-    vy = valid[..., 1:, :, :] & valid[..., :-1, :, :]
-    gy = tf.where(vy, gy, nan)
-    pad_x = tf.fill(tf.concat([tf.shape(depth)[:-2], [1, tf.shape(depth)[-1]]], 0), nan)
-    pad_y = tf.fill(tf.concat([tf.shape(depth)[:-3], [1], tf.shape(depth)[-2:]], 0), nan)
-    return tf.concat([gx, pad_x], axis=-2), tf.concat([gy, pad_y], axis=-3)

@@ -4,8 +4,9 @@
 
 * ``image`` float32 raw RGB 0..255: training ``[B, crop_h*128/480, crop_w*160/640, 3]``, eval ``[B, 480, 640, 3]``
 * ``depth`` float32 metres (0 = invalid, > ``max_depth`` made invalid), ``[B, crop_h, crop_w, 1]`` / full size
-* ``valid`` float32 1/0, ``grad_x`` / ``grad_y`` forward differences of depth, NaN where either pixel is invalid
-  and on the last column / row, ``intrinsics`` ``[B, 4]`` fx, fy, cx, cy at the depth resolution, ``rgb_path``.
+* ``valid`` float32 1/0 (``depth > 0``), ``intrinsics`` ``[B, 4]`` fx, fy, cx, cy at the depth resolution,
+  ``rgb_path``. The losses derive everything else (the ground truth at the prediction's resolution, its
+  differences) from ``depth`` themselves (`litedepth_tf.training.losses`).
 
 Files are paired by sorted file stem (an unpaired file -> ValueError naming the first mismatch); every PNG header
 is checked before the graph is built (bit depth, channels, sizes; every bad file is named). Decoding is
@@ -17,7 +18,7 @@ Training graph (R-crop, see ``litedepth_tf.data.augment``):
   drop_remainder=True)`` -> [parallel map, per batch] ONE crop size per batch, a random offset per element, then
   ``augment.rcrop_batch``: rotate + flip + crop (+ resize of the image to the network scale) fused into one
   projective warp per element that computes only the output pixels (depth nearest with invalid padding, image
-  bilinear) -> colour augmentation, valid mask, gradient targets -> prefetch. Rotating full frames first and
+  bilinear) -> colour augmentation, valid mask -> prefetch. Rotating full frames first and
   cropping afterwards gives the same result but cost half the pipeline's throughput.
 
 Variable crop sizes: **one crop size is sampled per batch** (not padded batching). Why: every element of a batch
@@ -319,7 +320,6 @@ def _zeros_like_spec(spec):
 
 def _targets(out):
     out["valid"] = tf.cast(out["depth"] > 0, tf.float32)
-    out["grad_x"], out["grad_y"] = augment.depth_gradients(out["depth"])
     return out
 
 
@@ -357,7 +357,7 @@ def make_dataset(root, split, batch_size, training, seed=None, deterministic=Fal
       on_bad_sample: "skip" (drop, warn once per file, count) or "fail" (raise naming the file); see the module
         docstring.
       bad_sample_counter: optional ``BadSampleCounter`` that also records this dataset's drops.
-      depth_stride: training only: the depth targets (and ``valid``, ``grad_x/y``, ``intrinsics``) on every
+      depth_stride: training only: the depth targets (and ``valid``, ``intrinsics``) on every
         ``depth_stride``-th pixel of the R-crop instead of all of them (1 = native crop resolution, the paper's
         recipe). The losses cost ~stride^2 less; the network input is unchanged.
       dataset: a `data.datasets` preset (or its name; default mai2022): layout, depth scale, frame size and crop,

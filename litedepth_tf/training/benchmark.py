@@ -3,8 +3,9 @@ and of the real training loop, measured in one run so that their ratios mean som
 drifts (export/benchmark_train.py prints them and writes a JSON).
 
 * ``network``: the student's forward + backward + Adam update with a dummy loss (the mean of its depth output);
-* ``step_stride{s}``: ``Trainer.train_step`` (the four losses at ``depth_stride=s``, dynamic re-weighting,
-  finite check, clipping, the update) on the same batches;
+* ``step_stride{s}``: ``Trainer.train_step`` (the four losses at the authors' resolutions against ground truth on
+  every ``s``-th pixel of the crop, ``s = 1`` being the authors' recipe; dynamic re-weighting, finite check,
+  clipping, the update) on the same batches;
 * ``pipeline_stride{s}``: ``make_dataset`` alone at the demo's settings (frames cached in memory, R-crops,
   augmentation, loss targets at ``depth_stride=s``);
 * ``loop_stride{s}``: ``Trainer.fit`` (progress bar, TensorBoard scalars every ``log_every`` steps, images and
@@ -38,11 +39,12 @@ from litedepth_tf.training.schedules import WarmupPolyDecay
 
 # flags/demo.cfg
 DEMO = dict(lr=4e-3, min_lr=1e-4, warmup_steps=100, adam_epsilon=1e-6, clip_norm=35.0, log_every=25,
-            image_every=600, eval_every=1200, ckpt_every=600, si_per_image=True,
+            image_every=600, eval_every=1200, ckpt_every=600, si_per_image=False, depth_stride=1,
             intrinsics=(518.8579, 519.4696, 320.0, 240.0))
 
 
-def demo_dataset(root, batch_size=16, depth_stride=4, seed=0, crop_sizes=CROP_SIZES, split="train"):
+def demo_dataset(root, batch_size=16, depth_stride=DEMO["depth_stride"], seed=0, crop_sizes=CROP_SIZES,
+                 split="train"):
     """The training pipeline as `train --flagfile=flags/demo.cfg` builds it (frames cached in memory)."""
     return make_dataset(root, split, batch_size, training=True, seed=seed, deterministic=True,
                         crop_sizes=crop_sizes, intrinsics=DEMO["intrinsics"], cache_in_memory=True,

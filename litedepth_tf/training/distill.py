@@ -5,15 +5,20 @@ For each decoder level (`feat_4`, `feat_8`, `feat_16`, pre-activation, as in the
 1. bring the teacher feature to the student's resolution (bilinear; with the teacher fed the student's input size,
    see `litedepth_tf.models.teacher`, the sizes already agree and nothing is resized). Channel counts may differ: only
    the HW x HW affinities are compared;
-2. the valid-GT mask is brought from the depth map's resolution to the feature's with **nearest** sampling
-   (`mask_mode="nearest"`, default, the authors' `resize(depth_gt, mode='nearest')`: the GT pixel at
-   `floor(i * in / out)`, PyTorch's legacy nearest). Alternatives: `"any"` (a feature pixel is valid if any GT
-   pixel in its footprint is: max-pool-like, keeps thin structures) and `"all"` (every GT pixel in its footprint
-   is valid: min-pool-like, conservative at holes);
+2. the valid-GT mask is brought from the depth map's resolution to the feature's as the authors' `DistillWrapper`
+   does (`mask_mode="bilinear"`, default): the ground truth resized **bilinearly with align_corners=True** to the
+   feature size, valid where the result is > 0, i.e. where any ground-truth pixel it reads is valid (at 20 %
+   random holes ~99 % of the feature pixels stay valid, where a nearest sample keeps ~80 %). Resizing the 1/0 mask
+   instead of the depth gives the same support (non-negative weights). Alternatives: `"nearest"` (the GT pixel at
+   `floor(i * in / out)`, PyTorch's nearest: what `SimilarityMSELoss` alone would do), `"any"` (valid if any GT
+   pixel in the feature pixel's footprint is: max-pool-like, keeps thin structures) and `"all"` (every GT pixel in
+   its footprint is valid: min-pool-like, conservative at holes);
 3. L2-normalise every pixel's feature vector over channels (eps 1e-12, as `F.normalize`);
 4. cosine affinities `A = F F^T` over the valid pixels, for student and teacher;
 5. loss per image = mean over valid pairs of `(A_s - A_t)^2`; mean over images with at least one valid pixel
-   (a batch without any valid pixel gives 0, never NaN); times `weight` (10, the authors' `distill_weight`).
+   (the authors divide the sum by the batch size, which is the same while every image has a valid pixel; an image
+   without one gives them NaN, here it is left out, and a batch without any valid pixel gives 0); times `weight`
+   (10, the authors' `distill_weight`).
 
 Memory: the dense affinity is `(HW)^2` floats per image and per matrix (student, teacher, difference, plus the
 same again for the gradient). At the deploy size the finest level is 32x40 -> 1280 x 1280 = 6.5 MB per image
@@ -61,7 +66,7 @@ from litedepth_tf.models.teacher import build_teacher
 
 LEVELS = ("feat_4", "feat_8", "feat_16")
 DISTILL_WEIGHT = 10.0
-MASK_MODES = ("nearest", "any", "all")
+MASK_MODES = ("bilinear", "nearest", "any", "all")
 METHODS = ("dense", "gram")
 TEACHER_FLAG = "--teacher_weights"
 DISTILLERS = ("structure", "l2", "channel")
@@ -126,9 +131,12 @@ def _widths(model, levels):
     return {level: out[level].shape[-1] for level in levels}
 
 
-def resize_mask(valid, size, mode: str = "nearest"):
+def resize_mask(valid, size, mode: str = "bilinear"):
     """valid [B, h, w, 1] (1/0) -> [B, H, W, 1] float32 at `size` (see module docstring for the modes)."""
     valid = tf.cast(valid, tf.float32)
+    if mode == "bilinear":
+        resized = tf.raw_ops.ResizeBilinear(images=valid, size=size, align_corners=True, half_pixel_centers=False)
+        return tf.cast(resized > 0.0, tf.float32)
     if mode == "nearest":
         return tf.raw_ops.ResizeNearestNeighbor(images=valid, size=size, align_corners=False,
                                                 half_pixel_centers=False)
@@ -156,7 +164,7 @@ def _normalize(feat):
     return feat / tf.maximum(tf.norm(feat, axis=-1, keepdims=True), 1e-12)
 
 
-def structure_affinity_loss(student_feat, teacher_feat, valid, mask_mode="nearest", max_pixels=None,
+def structure_affinity_loss(student_feat, teacher_feat, valid, mask_mode="bilinear", max_pixels=None,
                             method="dense"):
     """Unweighted structure-aware distillation loss of one level; float32 scalar.
 
@@ -193,7 +201,7 @@ def structure_affinity_loss(student_feat, teacher_feat, valid, mask_mode="neares
     return tf.reduce_sum(per_image * has) / tf.maximum(tf.reduce_sum(has), 1.0)
 
 
-def make_distill_fn(teacher, weight: float = DISTILL_WEIGHT, levels=LEVELS, mask_mode="nearest",
+def make_distill_fn(teacher, weight: float = DISTILL_WEIGHT, levels=LEVELS, mask_mode="bilinear",
                     max_pixels=None, method="dense", distiller="structure", student=None, ramp=False, step=None,
                     tau: float = CHANNEL_TAU):
     """The trainer hook: `extra_loss_fn(student_outputs, batch) -> {"distill_4": ..., "distill_8": ...,

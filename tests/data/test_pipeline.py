@@ -44,8 +44,7 @@ def test_training_contract(root):
         sizes.add((ch, cw))
         assert (ch, cw) in CROP_SIZES
         assert b["image"].shape == (2, ch * 128 // 480, cw * 160 // 640, 3) and b["image"].dtype == np.float32
-        for k in ("valid", "grad_x", "grad_y"):
-            assert b[k].shape == (2, ch, cw, 1) and b[k].dtype == np.float32
+        assert b["valid"].shape == (2, ch, cw, 1) and b["valid"].dtype == np.float32
         assert b["intrinsics"].shape == (2, 4) and b["rgb_path"].shape == (2,)
         assert np.isfinite(b["image"]).all() and np.isfinite(b["depth"]).all()
         assert 0 <= b["image"].min() and b["image"].max() <= 255 and b["image"].max() > 20

@@ -47,9 +47,10 @@ def test_unknown_flag_in_a_flagfile_is_named(tmp_path, monkeypatch):
 def test_loss_flags_reach_the_loss_config(args, per_image):
     fv = train.define_flags(flags.FlagValues())
     fv(["train", "--data_root=d", "--run_dir=r", "--steps=1", "--si_lambda=0.25", "--robust_c=1.5",
-        "--vnl_samples=321", *args])
+        "--vnl_ratio=0.3", "--grad_nan_mask=authors_code", "--vnl_intrinsics=crop", *args])
     cfg = train.loss_config(fv)
-    assert (cfg.si_lambda, cfg.robust_c, cfg.vnl_samples, cfg.si_per_image) == (0.25, 1.5, 321, per_image)
+    assert (cfg.si_lambda, cfg.robust_c, cfg.vnl_ratio, cfg.si_per_image) == (0.25, 1.5, 0.3, per_image)
+    assert (cfg.grad_mask, cfg.vnl_intrinsics) == ("authors_code", "crop")
 
 
 @pytest.mark.parametrize("name, dataset, model", [("nyu.cfg", "nyu", "student"), ("kitti.cfg", "kitti", "student_80m")])

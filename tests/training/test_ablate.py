@@ -12,7 +12,7 @@ from litedepth_tf import ablate
 from litedepth_tf.training import ablation
 from tests.helpers import REPO, call_main, synthetic_root
 
-CHEAP = ["--batch_size=2", "--val_max_images=1", "--precise_bn_batches=1", "--warmup_steps=1", "--vnl_samples=50",
+CHEAP = ["--batch_size=2", "--val_max_images=1", "--precise_bn_batches=1", "--warmup_steps=1",
          "--depth_stride=4", "--cache_in_memory", "--min_free_mb=1"]
 ROWS = {"3": {"title": "tiny", "baseline": "mix_min", "rows": [
     {"id": "mix_min", "name": "Mix + MIN", "flags": ["--decoder=mix", "--crop_sizes=240x384"],

@@ -1,5 +1,5 @@
 """The loss and distillation switches of the ablations: a loss term that is off contributes no gradient, the
-gradient loss without its NaN mask on a hand case, the L2 and channel-wise distillers against NumPy references,
+gradient loss's mask modes through compute_losses, the L2 and channel-wise distillers against NumPy references,
 the distillation ramp's values and the adapters' place in the trainer."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from litedepth_tf.data.augment import depth_gradients
 from litedepth_tf.training import losses, reweight
 from litedepth_tf.training.distill import (
     channel_wise_loss,
@@ -28,8 +27,8 @@ def test_weighting_over_a_subset(kind):
     got = float(w(vals))
     if kind == "fixed":
         assert got == pytest.approx(1.0 * 2.0 + 2.5 * 3.0)
-    else:  # sigma = 1: 0.5 L + log 2 per term
-        assert got == pytest.approx(0.5 * 2.0 + 0.5 * 3.0 + 2 * np.log(2.0))
+    else:  # sigma = 1: 0.5 w L + log 2 per term
+        assert got == pytest.approx(0.5 * 2.0 + 0.5 * 2.5 * 3.0 + 2 * np.log(2.0))
         assert [v.name for v in w.trainable_variables] == ["sigma_si", "sigma_vnl"]
     with pytest.raises(ValueError, match="non-empty subset"):
         reweight.make_weighting(kind, ["si", "ssim"])
@@ -39,11 +38,8 @@ def _batch(seed=0, h=8, w=10):
     rng = np.random.default_rng(seed)
     depth = rng.uniform(1.0, 10.0, (2, h, w, 1)).astype(np.float32)
     depth[0, 2:4, 3:6] = 0.0  # a hole
-    valid = (depth > 0).astype(np.float32)
-    gx, gy = (t.numpy() for t in depth_gradients(depth))
     intr = np.tile(np.array([[10.0, 10.0, w / 2, h / 2]], np.float32), (2, 1))
-    return {"depth": tf.constant(depth), "valid": tf.constant(valid), "grad_x": tf.constant(gx),
-            "grad_y": tf.constant(gy), "intrinsics": tf.constant(intr)}
+    return {"depth": tf.constant(depth), "intrinsics": tf.constant(intr)}
 
 
 def test_a_term_that_is_off_contributes_no_gradient():
@@ -53,7 +49,7 @@ def test_a_term_that_is_off_contributes_no_gradient():
     rng = np.random.default_rng(1)
     pred = tf.Variable(rng.uniform(1.0, 10.0, (2, 4, 5, 1)).astype(np.float32))
     seed = tf.constant([0, 1], tf.int64)
-    cfg = losses.LossConfig(vnl_samples=50)
+    cfg = losses.LossConfig(vnl_ratio=1.0)
 
     def grad_of(terms):
         weighting = reweight.make_weighting("fixed", terms)
@@ -68,36 +64,26 @@ def test_a_term_that_is_off_contributes_no_gradient():
     g_off = grad_of(["si", "vnl", "robust"])
     with tf.GradientTape() as tape:
         out = losses.compute_losses(pred, batch, seed, cfg)
-        ref = 1.0 * out["si"] + 2.5 * out["vnl"] + 0.6 * out["robust"]
+        ref = 1.0 * out["si"] + 2.5 * out["vnl"] + 0.2 * out["robust"]
     np.testing.assert_allclose(g_off, tape.gradient(ref, pred).numpy(), rtol=1e-5, atol=1e-7)
     assert np.abs(grad_of(list(losses.TERMS)) - g_off).max() > 1e-4  # the grad term does move the gradient
 
 
-def test_unmasked_gradient_loss_hand_case():
-    # one image, one row: depth 2, 0 (hole), 5, 6 m; prediction 1, 2, 3, 4 m (same resolution)
-    depth = np.array([2.0, 0.0, 5.0, 6.0], np.float32).reshape(1, 1, 4, 1)
-    depth = np.concatenate([depth, depth], axis=1)  # two identical rows: y differences are 0
-    valid = (depth > 0).astype(np.float32)
-    pred = np.array([1.0, 2.0, 3.0, 4.0], np.float32).reshape(1, 1, 4, 1).repeat(2, axis=1)
-    gx, gy = losses.unmasked_gradient_targets(tf.constant(depth), tf.constant(valid))
-    # targets over every pair: 0-2, 5-0, 6-5; the padded last column is NaN
-    np.testing.assert_allclose(gx.numpy()[0, 0, :3, 0], [-2.0, 5.0, 1.0])
-    assert np.isnan(gx.numpy()[0, :, 3]).all() and np.isnan(gy.numpy()[0, 1]).all()
-    got = float(losses.gradient_loss(tf.constant(pred), gx, gy))
-    # NumPy reference: x pairs |1-(-2)|, |1-5|, |1-1| per row (2 rows), y pairs |0-0| x 4
-    px = np.diff(pred[0, :, :, 0], axis=1)
-    tx = np.diff(depth[0, :, :, 0], axis=1)
-    ref = (np.abs(px - tx).sum() + 0.0) / (px.size + 4)
-    assert got == pytest.approx(ref) == pytest.approx((3 + 4 + 0) * 2 / 10)
-    # the masked loss keeps only the 5 -> 6 pair of each row (and the 4 y pairs of valid pixels)
-    batch = {"depth": tf.constant(depth), "valid": tf.constant(valid)}
-    mx, my = depth_gradients(tf.constant(depth))
-    assert float(losses.gradient_loss(tf.constant(pred), mx, my)) == pytest.approx((0 + 0) / (2 + 6))
-    # with_grad_targets: unchanged under the mask, the unmasked targets without it
-    same = losses.with_grad_targets(dict(batch, grad_x=mx, grad_y=my), losses.LossConfig())
-    assert same["grad_x"] is mx
-    off = losses.with_grad_targets(dict(batch, grad_x=mx, grad_y=my), losses.LossConfig(grad_nan_mask=False))
-    np.testing.assert_array_equal(off["grad_x"].numpy(), gx.numpy())
+@pytest.mark.parametrize("mode", losses.GRAD_MASKS)
+def test_grad_mask_modes_through_compute_losses(mode):
+    """--grad_nan_mask reaches compute_losses: each mode gives gradient_loss of the downsampled ground truth in
+    that mode, and the three differ on a batch with a hole."""
+    batch = _batch()
+    pred = tf.constant(np.random.default_rng(2).uniform(1.0, 10.0, (2, 4, 5, 1)).astype(np.float32))
+    seed = tf.constant([0, 1], tf.int64)
+    got = float(losses.compute_losses(pred, batch, seed, losses.LossConfig(grad_mask=mode))["grad"])
+    small = losses.downsample_gt(batch["depth"], (4, 5))
+    assert got == pytest.approx(float(losses.gradient_loss(pred, small, mode)), rel=1e-6)
+    hole = np.zeros((2, 8, 10, 1), np.float32) + batch["depth"].numpy()
+    hole[:, :, :6] = 0.0
+    values = {m: float(losses.compute_losses(pred, dict(batch, depth=tf.constant(hole)), seed,
+                                             losses.LossConfig(grad_mask=m))["grad"]) for m in losses.GRAD_MASKS}
+    assert len(set(values.values())) == 3
 
 
 # ---- distillers ---------------------------------------------------------------------------------------------

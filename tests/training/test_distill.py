@@ -1,4 +1,5 @@
-"""Structure-aware distillation loss against a NumPy reference written like the authors' loop, plus the
+"""Structure-aware distillation loss against a NumPy reference written like the authors' loop (with the nearest
+mask; the default bilinear mask against the authors' transcription: test_losses_authors.py), plus the
 memory-aware variants, the trainer hook and the bad-input errors."""
 
 from __future__ import annotations
@@ -50,14 +51,15 @@ def _case(seed=0, b=3, h=6, w=8, cs=8, ct=24, vh=45, vw=60):
 
 def test_nearest_mask_matches_torch_legacy_nearest():
     _, _, valid = _case()
-    got = resize_mask(tf.constant(valid), (6, 8)).numpy()
+    got = resize_mask(tf.constant(valid), (6, 8), "nearest").numpy()
     np.testing.assert_array_equal(got, _nearest_np(valid, (6, 8)))
 
 
 @pytest.mark.parametrize("method", ["dense", "gram"])
 def test_loss_matches_numpy_reference(method):
     fs, ft, valid = _case()
-    got = structure_affinity_loss(tf.constant(fs), tf.constant(ft), tf.constant(valid), method=method).numpy()
+    got = structure_affinity_loss(tf.constant(fs), tf.constant(ft), tf.constant(valid), mask_mode="nearest",
+                                  method=method).numpy()
     want = _reference_loss(fs.astype(np.float64), ft.astype(np.float64), valid)
     assert want > 0.01
     np.testing.assert_allclose(got, want, rtol=1e-4)
