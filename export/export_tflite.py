@@ -18,8 +18,10 @@ pipeline; --int8_io uint8 for uint8 input/output tensors):
     python export/export_tflite.py --weights ... --quant int8 --data_root data/synthetic \
         --out artifacts/litedepth_int8.tflite
 
---upsample: the deploy graph's final 32x40 -> 480x640 resize is exported as an exact 3x3 conv + pixel shuffle
-(`litedepth_tf.models.upsample`) for int8 by default (auto); `conv` does it for every mode, `resize` for none.
+--final_resize: the deploy graph's last op, the 32x40 -> 480x640 resize of the depth: nearest (default, the
+authors' test-time resize: RESIZE_NEAREST_NEIGHBOR, exact in int8) or bilinear. --upsample (bilinear only): that
+resize exported as an exact 3x3 conv + pixel shuffle (`litedepth_tf.models.upsample`) for int8 by default (auto);
+`conv` does it for every mode, `resize` for none.
 
 Other frame sizes (the deploy graph [1,H,W,3] -> [1,H,W,1], the network at the paper's ratio rounded to /32):
 ``--dataset kitti`` (its frame, 352x1216 -> network 96x320) or ``--input_size 352x1216``; ``--model student_80m``
@@ -88,8 +90,10 @@ flags.DEFINE_string("data_root", None, "int8 only: data set root for calibration
 flags.DEFINE_string("calib_split", "train", "int8 only: split to draw calibration images from.")
 flags.DEFINE_integer("calib_images", 64, "int8 only: number of calibration images.")
 flags.DEFINE_enum("int8_io", "float32", ["float32", "uint8"], "int8 only: input/output tensor type.")
-flags.DEFINE_enum("upsample", "auto", ["auto", "resize", "conv"],
-                  "Final upsampling: auto = conv for int8, resize otherwise (litedepth_tf.models.upsample).")
+flags.DEFINE_enum("final_resize", "nearest", ["nearest", "bilinear"], "The depth map's resize to the frame: "
+                  "nearest (the authors' test-time resize) or bilinear (half-pixel centres).")
+flags.DEFINE_enum("upsample", "auto", ["auto", "resize", "conv"], "With --final_resize=bilinear: auto = conv for "
+                  "int8, resize otherwise (litedepth_tf.models.upsample).")
 flags.DEFINE_string("report_split", None,
                     "Run the fp32/fp16/int8 quantisation report on this split (needs --data_root).")
 flags.DEFINE_integer("report_images", 0, "Report: number of evaluation images (0 = the whole split).")
@@ -149,7 +153,8 @@ def main(argv):
             report = quant_report(FLAGS.weights, FLAGS.data_root, FLAGS.report_split, FLAGS.report_images, out_dir,
                                   FLAGS.calib_split, FLAGS.calib_images, FLAGS.int8_io, threads=1,
                                   runs=FLAGS.report_runs, upsample=FLAGS.upsample,
-                                  merge_normalization=FLAGS.merge_normalization, reuse_dir=FLAGS.report_from)
+                                  merge_normalization=FLAGS.merge_normalization, reuse_dir=FLAGS.report_from,
+                                  final_resize=FLAGS.final_resize)
         except ValueError as err:  # an unusable split, a file that cannot be reused: one line, exit 2
             raise cli.InputError(str(err)) from None
         print(format_report(report))
@@ -180,7 +185,8 @@ def main(argv):
         representative = representative_images(FLAGS.data_root, None if FLAGS.calib_split_file else FLAGS.calib_split,
                                                FLAGS.calib_images, **data_kw)
     try:
-        deploy = build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization, frame, FLAGS.model)
+        deploy = build_deploy_from_weights(FLAGS.weights, FLAGS.merge_normalization, frame, FLAGS.model,
+                                           final_resize=FLAGS.final_resize)
     except ValueError as err:
         raise cli.InputError(str(err)) from None
     for q in quants:  # in the order given; a failed GPU requirement stops before the next file
@@ -258,7 +264,7 @@ def export_one(deploy, quant, out, representative, frame, evaluation) -> int:
         parity["reference"] = "Keras deploy model, " + ("3 calibration frames" if inputs else "3 synthetic images")
     tfl = TFLiteModel(path, check_signature=False)
     card = model_card.build_card(path, tfl.input, tfl.output, quant, weights=FLAGS.weights,
-                                 upsample=resolve_upsample(FLAGS.upsample, quant),
+                                 upsample=resolve_upsample(FLAGS.upsample, quant, FLAGS.final_resize),
                                  merge_normalization=FLAGS.merge_normalization, parity=parity,
                                  gpu=gpu["report"].summary(), evaluation=evaluation,
                                  created_by="export/export_tflite.py", version=litedepth_tf.__version__,

@@ -75,7 +75,8 @@ def report_size(data_root, split: str, n_images: int = 0) -> int:
 def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0, out_dir: str = "artifacts",
                  calib_split: str = "train", calib_images: int = 64, int8_io: str = "float32", threads: int = 1,
                  runs: int = 50, upsample: str = "auto", json_path: str | None = None, seed: int = 0,
-                 merge_normalization: bool = True, progress: bool = True, reuse_dir: str | None = None) -> dict:
+                 merge_normalization: bool = True, progress: bool = True, reuse_dir: str | None = None,
+                 final_resize: str = "nearest") -> dict:
     """See the module docstring. Returns the report dict (also written to `json_path`). `reuse_dir`: evaluate the
     three files already exported there from `weights` (export_tflite.py's names, checked against their model
     cards: `model_card.check_export`), copied into `out_dir`, instead of exporting them again."""
@@ -86,9 +87,9 @@ def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0
     if reuse_dir is not None:  # every file checked before anything is written
         for q in QUANTS:
             src = os.path.join(os.fspath(reuse_dir), tflite_name(q, int8_io))
-            reused[q] = (src, model_card.check_export(src, q, weights, resolve_upsample(upsample, q)))
+            reused[q] = (src, model_card.check_export(src, q, weights, resolve_upsample(upsample, q, final_resize)))
     rep = representative_images(data_root, calib_split, calib_images, seed)  # reused files: only recorded
-    deploy = None if reused else build_deploy_from_weights(weights, merge_normalization)
+    deploy = None if reused else build_deploy_from_weights(weights, merge_normalization, final_resize=final_resize)
 
     rows, paths, models, parity = {}, {}, {}, {}
     for q in QUANTS:
@@ -105,7 +106,7 @@ def quant_report(weights, data_root, split: str = "local_val", n_images: int = 0
                                  int8_io=int8_io if q == "int8" else "float32")
         paths[q], models[q] = path, TFLiteModel(path, num_threads=threads)
         rows[q] = {"path": path, "bytes": os.path.getsize(path), "size_mb": os.path.getsize(path) / 1e6,
-                   "upsample": resolve_upsample(upsample, q), "export_s": time.perf_counter() - t0,
+                   "upsample": resolve_upsample(upsample, q, final_resize), "export_s": time.perf_counter() - t0,
                    "reused_from": reused[q][0] if q in reused else None,
                    "io": f"{models[q].input_dtype.name} -> {np.dtype(models[q].output['dtype']).name}"}
 

@@ -141,25 +141,28 @@ def upsample_factors_ok(frame, net) -> bool:
     return frame[0] % dh == 0 and frame[1] % dw == 0
 
 
-def resolve_upsample(mode: str, quant: str) -> str:
-    """'auto' -> 'conv' for int8 (the int8 resize is the slow op), 'resize' (the graph as built) otherwise."""
+def resolve_upsample(mode: str, quant: str, final_resize: str = "nearest") -> str:
+    """The deploy graph's last op as exported: "nearest" for a nearest final resize (whatever `mode`, except
+    "conv", an error: the conv replaces a bilinear resize); for a bilinear one, 'auto' -> 'conv' for int8 (the
+    int8 resize is the slow op), 'resize' (the graph as built) otherwise."""
     if mode not in UPSAMPLE_MODES:
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {mode!r}")
+    if final_resize == "nearest":
+        if mode == "conv":
+            raise ValueError("--upsample=conv replaces a bilinear final resize; this deploy model ends with a "
+                             "nearest one (use --final_resize=bilinear)")
+        return "nearest"
     if mode == "auto":
         return "conv" if quant == "int8" else "resize"
     return mode
 
 
 def apply_upsample(deploy: keras.Model, quant: str, mode: str = "auto") -> keras.Model:
-    """The deploy model to export for `quant`: unchanged ('resize') or with `BilinearUpsample` ('conv';
-    integer-friendly taps for int8, exact taps for fp32 / fp16). A deploy model with a nearest final resize (the
-    default, `models.student.build_deploy_model`) is exported as it is: its RESIZE_NEAREST_NEIGHBOR is exact in
-    int8 too."""
-    kind = resolve_upsample(mode, quant)
-    if getattr(deploy, "final_resize", "bilinear") != "bilinear":  # the conv is the bilinear resize's twin only
-        if mode == "conv":
-            raise ValueError(f"{deploy.name!r} ends with a {deploy.final_resize} resize; the conv upsampling "
-                             "replaces a bilinear one (build the deploy model with final_resize='bilinear')")
+    """The deploy model to export for `quant`: unchanged ('resize', or a nearest final resize: the default,
+    `models.student.build_deploy_model`, whose RESIZE_NEAREST_NEIGHBOR is exact in int8 too) or with
+    `BilinearUpsample` ('conv'; integer-friendly taps for int8, exact taps for fp32 / fp16)."""
+    kind = resolve_upsample(mode, quant, getattr(deploy, "final_resize", "bilinear"))
+    if kind == "nearest":
         return deploy
     if kind == "conv" and mode == "auto":  # auto: conv only where the factors are integers
         cores = [layer for layer in deploy.layers if isinstance(layer, keras.Model)]

@@ -122,9 +122,10 @@ def export_tflite(
 
 
 def build_deploy_from_weights(weights=None, merge_normalization: bool = True, frame_size=(INPUT_HEIGHT, INPUT_WIDTH),
-                              model: str = "student", net_size=None):
+                              model: str = "student", net_size=None, final_resize: str = "nearest"):
     """The deploy model (merged normalisation by default) from trainer weights, or a fresh random student, at
-    ``frame_size`` in and out (e.g. KITTI 352x1216; the network at `common.sizes.network_size` of it)."""
+    ``frame_size`` in and out (e.g. KITTI 352x1216; the network at `common.sizes.network_size` of it), ending with
+    a ``final_resize`` ("nearest", the authors', or "bilinear") of the depth to the frame."""
 
     return build_deploy_model(get_builder(model)(weights=weights), merge_normalization=merge_normalization,
-                              frame_size=frame_size, net_size=net_size)
+                              frame_size=frame_size, net_size=net_size, final_resize=final_resize)

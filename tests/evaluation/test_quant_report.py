@@ -17,7 +17,8 @@ from litedepth_tf.models.upsample import BilinearUpsample, apply_upsample, upsam
 from tests.helpers import random_student, run_command
 
 # int8 vs fp32 Keras on calibration-like (synthetic eval) frames, in output quantisation steps: the output
-# (>= 0, 40 * sigmoid) is calibrated on [0, max], one int8 step ~ max / 255; the network adds its own rounding.
+# (ReLU, clamped to [1e-3, 40]) is calibrated on [0, max], one int8 step ~ max / 255; the network adds its own
+# rounding.
 INT8_MAX_ABS_STEPS = 4.0  # measured ~3 (random student, depth ~8..14 m: step ~0.05 m)
 INT8_MEAN_ABS_STEPS = 1.0  # measured ~0.6
 
@@ -31,16 +32,24 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def deploy():
-    return build_deploy_model(random_student(11))
+    return build_deploy_model(random_student(11))  # the default: a nearest final resize
 
 
 @pytest.fixture(scope="module")
-def exported(root, deploy, tmp_path_factory):
+def bilinear_deploy():
+    return build_deploy_model(random_student(11), final_resize="bilinear")
+
+
+@pytest.fixture(scope="module")
+def exported(root, deploy, bilinear_deploy, tmp_path_factory):
+    """int8 files: the default export (float32 and uint8 I/O), and the bilinear final resize as the conv
+    upsampling (what --final_resize=bilinear exports for int8) and as the plain resize."""
     d = tmp_path_factory.mktemp("quant_models")
     rep = representative_images(root, "train", 4)
-    model = apply_upsample(deploy, "int8")  # what every int8 export uses (auto)
-    out = {io: export_tflite(model, str(d / f"m_{io}.tflite"), "int8", rep, int8_io=io) for io in ("float32", "uint8")}
-    out["resize"] = export_tflite(deploy, str(d / "m_resize.tflite"), "int8", rep)
+    assert apply_upsample(deploy, "int8") is deploy  # nothing replaces a nearest resize
+    out = {io: export_tflite(deploy, str(d / f"m_{io}.tflite"), "int8", rep, int8_io=io) for io in ("float32", "uint8")}
+    out["conv"] = export_tflite(apply_upsample(bilinear_deploy, "int8"), str(d / "m_conv.tflite"), "int8", rep)
+    out["resize"] = export_tflite(bilinear_deploy, str(d / "m_resize.tflite"), "int8", rep)
     return out
 
 
@@ -59,9 +68,11 @@ def test_int8_is_full_integer(exported, io):
     assert dtypes["int8"] >= 50  # every weight and activation
     assert dtypes["float32"] <= 2 and dtypes["float16"] == 0  # at most the float32 I/O tensors
     ops = _op_names(m)
-    assert ops["CONV_2D"] > 0 and ops["RESIZE_BILINEAR"] > 0  # resizes run in int8 too
-    assert ops["TRANSPOSE"] == 1 and ops["MIRROR_PAD"] == 1  # the final upsampling is BilinearUpsample
+    assert ops["CONV_2D"] > 0 and ops["RESIZE_BILINEAR"] == 4  # the input's and the decoder's three, in int8 too
+    assert ops["RESIZE_NEAREST_NEIGHBOR"] == 1 and ops["TRANSPOSE"] == 0  # the final resize is the nearest one
     assert ops["QUANTIZE"] >= 1
+    conv = _op_names(TFLiteModel(exported["conv"]))
+    assert conv["TRANSPOSE"] == 1 and conv["MIRROR_PAD"] == 1 and conv["RESIZE_NEAREST_NEIGHBOR"] == 0
     assert os.path.getsize(exported[io]) <= 0.6e6  # target for the int8 student (architecture-determined)
     assert not [t["name"] for t in m.interpreter.get_tensor_details() if ";" in t["name"]]  # compact names
     want = np.float32 if io == "float32" else np.uint8
@@ -72,11 +83,12 @@ def test_int8_is_full_integer(exported, io):
             assert scale > 0 and 0 <= zero <= 255
 
 
-def test_int8_close_to_keras_on_eval_frames(root, deploy, exported):
-    models = [TFLiteModel(exported[k]) for k in ("float32", "uint8", "resize")]
+def test_int8_close_to_keras_on_eval_frames(root, deploy, bilinear_deploy, exported):
+    models = [(TFLiteModel(exported[k]), deploy if k in ("float32", "uint8") else bilinear_deploy)
+              for k in ("float32", "uint8", "conv", "resize")]
     for x in _val_images(root):
-        ref = np.asarray(deploy(x, training=False))
-        for m in models:
+        for m, keras_model in models:
+            ref = np.asarray(keras_model(x, training=False))
             got = m.predict(x)
             assert got.shape == ref.shape == (1, 480, 640, 1) and got.dtype == np.float32
             diff, step = np.abs(got - ref), float(ref.max()) / 255.0
@@ -113,15 +125,29 @@ def test_bilinear_upsample_is_tf_resize():
         BilinearUpsample((100, 100))(np.zeros((1, 32, 40, 1), np.float32))
 
 
-def test_fast_upsampling_deploy_equals_deploy(deploy):
+def test_fast_upsampling_deploy_equals_deploy(bilinear_deploy, deploy):
     x = np.random.default_rng(1).uniform(0, 255, (1, 480, 640, 3)).astype(np.float32)
-    ref = np.asarray(deploy(x, training=False))
-    assert np.abs(np.asarray(with_fast_upsampling(deploy, integer_friendly=False)(x)) - ref).max() < 5e-5
+    ref = np.asarray(bilinear_deploy(x, training=False))
+    assert np.abs(np.asarray(with_fast_upsampling(bilinear_deploy, integer_friendly=False)(x)) - ref).max() < 5e-5
     # integer-friendly taps move by < 0.5 % of the local depth differences (at most the map's range)
-    assert np.abs(np.asarray(apply_upsample(deploy, "int8")(x)) - ref).max() < 5e-3 * (ref.max() - ref.min())
-    assert apply_upsample(deploy, "fp32") is deploy
+    assert np.abs(np.asarray(apply_upsample(bilinear_deploy, "int8")(x)) - ref).max() < 5e-3 * (ref.max() - ref.min())
+    assert apply_upsample(bilinear_deploy, "fp32") is bilinear_deploy
     with pytest.raises(ValueError, match="upsample must be one of"):
-        apply_upsample(deploy, "int8", "nearest")
+        apply_upsample(bilinear_deploy, "int8", "nearest")
+    with pytest.raises(ValueError, match="nearest one"):  # the conv is a bilinear resize's twin
+        apply_upsample(deploy, "int8", "conv")
+
+
+def test_nearest_final_resize_repeats_each_prediction_pixel(deploy, bilinear_deploy):
+    """The default deploy view ends with PyTorch's nearest resize: each of the 32x40 depth values fills its 15x16
+    block of the frame exactly; the bilinear view's frame is a smooth interpolation of the same map."""
+    x = np.random.default_rng(3).uniform(0, 255, (1, 480, 640, 3)).astype(np.float32)
+    frame = np.asarray(deploy(x, training=False))[0, ..., 0]
+    blocks = frame.reshape(32, 15, 40, 16)
+    np.testing.assert_array_equal(blocks, np.broadcast_to(blocks[:, :1, :, :1], blocks.shape))
+    smooth = np.asarray(bilinear_deploy(x, training=False))[0, ..., 0]
+    assert not np.array_equal(smooth.reshape(32, 15, 40, 16)[:, 0], smooth.reshape(32, 15, 40, 16)[:, 7])
+    np.testing.assert_allclose(frame.mean(), smooth.mean(), rtol=0.05)
 
 
 def test_compact_tensor_names_changes_nothing_but_names(deploy, tmp_path):
@@ -139,14 +165,18 @@ def test_compact_tensor_names_changes_nothing_but_names(deploy, tmp_path):
 
 
 def test_int8_gpu_delegate_verdicts(exported):
-    """The int8 export's final upsampling pads SYMMETRIC (MIRROR_PAD), which the GPU delegate lacks; with
-    --upsample resize the int8 model is GPU-compatible (at the int8 RESIZE_BILINEAR's CPU cost)."""
+    """The default int8 export (a nearest final resize) is GPU-compatible; the bilinear conv upsampling pads
+    SYMMETRIC (MIRROR_PAD), which the GPU delegate lacks; the plain bilinear resize is compatible too."""
     from litedepth_tf.tflite.gpu_check import check_gpu_compatibility
 
     for io in ("float32", "uint8"):
         report = check_gpu_compatibility(exported[io])
-        assert [r["op"] for r in report.incompatible] == ["MIRROR_PAD"], report.incompatible
-        assert "Only Reflective padding" in report.incompatible[0]["reason"]
+        assert report.compatible, report.incompatible
+        ops = {r["op"] for r in report.ops}
+        assert {"QUANTIZE", "RESIZE_NEAREST_NEIGHBOR"} <= ops and ("DEQUANTIZE" in ops) == (io == "float32")
+    conv = check_gpu_compatibility(exported["conv"])
+    assert [r["op"] for r in conv.incompatible] == ["MIRROR_PAD"], conv.incompatible
+    assert "Only Reflective padding" in conv.incompatible[0]["reason"]
     resize = check_gpu_compatibility(exported["resize"])
     assert resize.compatible and {"QUANTIZE", "DEQUANTIZE", "RESIZE_BILINEAR"} <= {r["op"] for r in resize.ops}
 
@@ -179,7 +209,7 @@ def test_quant_report_cli(root, tmp_path):
     assert report["rows"]["fp32"]["max_abs_diff_vs_fp32_m"] == 0
     # bound: INT8_MAX_ABS_STEPS steps of the widest possible output range [0, 40 m]
     assert 0 < report["rows"]["int8"]["max_abs_diff_vs_fp32_m"] < INT8_MAX_ABS_STEPS * 40.0 / 255.0
-    assert report["rows"]["int8"]["upsample"] == "conv" and report["rows"]["fp32"]["upsample"] == "resize"
+    assert report["rows"]["int8"]["upsample"] == report["rows"]["fp32"]["upsample"] == "nearest"
     assert {"int8_size_mb", "int8_latency_1t_below_fp32"} <= set(report["checks"])
     assert report["checks"]["int8_size_mb"]["ok"]
     table = format_report(report)
@@ -189,7 +219,7 @@ def test_quant_report_cli(root, tmp_path):
         card = json.load(open(os.path.splitext(row["path"])[0] + ".card.json"))
         assert card["model"]["quantization"] == q and card["evaluation"]["metrics"] == row["metrics"]
         assert card["evaluation"]["n_images"] == 2 and card["training"]["weights"] == weights
-        assert card["gpu_delegate"]["compatible"] == row["gpu_delegate_compatible"] == (q != "int8")
+        assert card["gpu_delegate"]["compatible"] and row["gpu_delegate_compatible"]
 
 
 def test_quant_report_names_a_missing_split(root, tmp_path):

@@ -70,7 +70,7 @@ def test_benchmark_student_from_names_a_file_it_cannot_reuse(tmp_path):
     student.save_weights(b)
     path = export_tflite(build_deploy_model(student), str(tmp_path / "litedepth_fp32.tflite"), "fp32")
     m = TFLiteModel(path)
-    write_card(path, build_card(path, m.input, m.output, "fp32", weights=a, upsample="resize"))
+    write_card(path, build_card(path, m.input, m.output, "fp32", weights=a, upsample="nearest"))
     out = tmp_path / "bench.json"
     base = ["export/benchmark.py", f"--out={out}", "--runs=2", "--threads=1", f"--student_from={tmp_path}"]
     proc = run_command(base + [f"--weights={b}"])

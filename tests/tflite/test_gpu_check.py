@@ -12,8 +12,8 @@ from litedepth_tf.tflite import gpu_check
 from litedepth_tf.tflite.convert import export_tflite
 from tests.helpers import random_student, run_command
 
-STUDENT_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "LOGISTIC", "MAXIMUM", "MINIMUM", "MUL",
-               "PADV2", "RESIZE_BILINEAR"}
+STUDENT_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "MAXIMUM", "MINIMUM", "PADV2",
+               "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"}  # the ReLU head's clamp: MAXIMUM / MINIMUM
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,8 @@ def test_require_gpu_compatible_fails_naming_the_op_and_writes_nothing(tmp_path)
     out = tmp_path / "m.tflite"
     out.write_bytes(b"the previous export")
     # --upsample conv: the final upsampling pads SYMMETRIC (MIRROR_PAD), which the GPU delegate lacks
-    proc = run_command(["export/export_tflite.py", "--quant=fp32", "--upsample=conv", "--noparity",
+    proc = run_command(["export/export_tflite.py", "--quant=fp32", "--final_resize=bilinear", "--upsample=conv",
+                        "--noparity",
                         "--require_gpu_compatible", f"--out={out}"])
     assert proc.returncode == 1, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

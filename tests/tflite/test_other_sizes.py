@@ -22,7 +22,7 @@ def exported(tmp_path_factory):
     keras.utils.set_random_seed(5)
     wide = build_student(max_depth=80.0)  # what flags/kitti.cfg trains (--model=student_80m)
     randomize_batchnorm(wide, 5)
-    make_depth_nontrivial(wide, bias=0.0)  # ~40 m mid-range: the 80 m head's upper half is exercised
+    make_depth_nontrivial(wide, bias=45.0)  # ~45 m: the 80 m head's upper half is exercised
     deploy = build_deploy_model(wide, frame_size=KITTI)
     path = str(tmp_path_factory.mktemp("kitti_export") / "kitti_fp32.tflite")
     report = run_export_parity_test(deploy, "fp32", tflite_path=path)
@@ -64,14 +64,14 @@ def test_api_at_the_kitti_size(exported):
 
 def test_80m_head_and_upsampling_factors():
     wide = build_student(max_depth=80.0)
-    make_depth_nontrivial(wide, bias=3.0)  # sigmoid(3 + w.x) ~ 0.95: beyond 40 m with the 80 m head
+    make_depth_nontrivial(wide, bias=60.0)  # the ReLU head at ~60 m: beyond 40 m, clamped only at 80 m
     x = np.full((1, 64, 96, 3), 128.0, np.float32)
     assert float(np.max(wide(x)["depth"])) > 40.0
-    deploy = build_deploy_model(wide, frame_size=(128, 192))
+    deploy = build_deploy_model(wide, frame_size=(128, 192), final_resize="bilinear")
     assert float(np.max(deploy(np.full((1, 128, 192, 3), 128.0, np.float32)))) > 40.0  # merged copy keeps 80 m
     assert upsample_factors_ok((480, 640), (128, 160)) and not upsample_factors_ok(KITTI, (96, 320))
     assert apply_upsample(deploy, "int8", "auto") is not deploy  # 128x192 from 32x48: x4 factors, conv
-    kitti = build_deploy_model(random_student(1), frame_size=KITTI)
+    kitti = build_deploy_model(random_student(1), frame_size=KITTI, final_resize="bilinear")
     assert apply_upsample(kitti, "int8", "auto") is kitti  # non-integer factors: the resize stays
     with pytest.raises(ValueError, match="integer factors"):
         apply_upsample(kitti, "int8", "conv")
