@@ -10,13 +10,13 @@ pre-activation decoder features `feat_4`, `feat_8`, `feat_16` (for `litedepth_tf
   the ImageNet mean/std (what Swin was pre-trained with), not the student's 127.5.
 * **Encoder**: `litedepth_tf.models.swin` (tiny / base / large, window 7; micro for tests), drop-path 0.3.
   `encoder_weights`: a `.npz` from `tools/convert_swin_weights.py` (ImageNet-22k Swin-L for the paper's teacher).
-* **Decoder**: `light_decoder` with the widths of the authors' teacher head (`DenseDepthHeadLightMobile`,
-  `in_channels=[192, 384, 768, 1536]`, `up_sample_channels=[24, 32, 64, 96]`): 96 at stride 32, 64 at 16,
-  32 at 8, 24 at 4 (`channels=(96, 64, 32), logits_dim=24`), used for every real preset since it does not depend
-  on the encoder width. Two differences from the authors' head, both so teacher and student share one decoder
-  function: the fusion convs at strides 16 and 8 are the student's 1x1 (the authors' teacher uses 3x3), and there
-  is no extra stride-2 up-conv (their `extend_up_conv_num=1`): depth comes out at stride 4 like the student's.
-* **Training** (`flags/teacher.cfg`): the student's losses, AdamW lr 2e-4, weight decay 0.01 (authors).
+* **Decoder**: `light_decoder` (the student's ``DenseDepthHeadLightMobile`` structure: 1x1 fusion convs, a 3x3 at
+  stride 4, the ReLU head), 96 at stride 32, 64 at 16, 32 at 8, 24 at 4 (`channels=(96, 64, 32), logits_dim=24`)
+  for every real preset. The authors' released teacher (`configs_distll/swinl_w7_teacher.py`, lines 66-68:
+  `in_channels=[192, 384, 768, 1536]`, `up_sample_channels=[0, 48, 192, 768]`, `logits_dim=24`) is wider:
+  768 at stride 32, 192 at 16, 48 at 8; this project keeps the narrower decoder (docs/fidelity.md, "left as is").
+* **Training** (`flags/teacher.cfg`): the student's losses with the teacher config's fixed weights 1 / 0.2 / 2.5 /
+  0.6, AdamW lr 2e-4, weight decay 0.01 (the authors' `swinl_w7_teacher.py`).
 
 Sizes: `teacher_summary(preset)` gives parameters and FLOPs (TF profiler on a concrete function, 1 FLOP =
 1 multiply or 1 add, so MACs ~= FLOPs / 2) and the analytic MAC count `analytic_macs`.
