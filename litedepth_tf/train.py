@@ -254,6 +254,15 @@ def loss_config(f, preset=None):
     return losses.LossConfig(**kw)
 
 
+def initial_head_depth(value: str, preset, pairs) -> float:
+    """--head_bias_init's depth in metres: a number as given, or "median": the median valid depth of (up to 64
+    evenly spaced) training depth maps, the depth a constant predictor would choose."""
+    if value != "median":
+        return float(value)
+    return median_train_depth(None, "train", max_files=64, max_depth=preset.max_depth, progress=False,
+                              pairs=pairs, depth_scale=preset.depth_scale)
+
+
 def make_weighting(kind: str, terms=losses.TERMS, weights=None):
     return reweight.make_weighting(kind, terms, weights)
 
@@ -336,9 +345,7 @@ def _train(f, strategy, chief, bad_samples, preset, train_split, val_split) -> d
         if f.init_weights:
             load_weights(model, f.init_weights)
         elif f.head_bias_init != "zero":
-            depth0 = float(f.head_bias_init) if f.head_bias_init != "median" else median_train_depth(
-                f.data_root, train_split, max_files=64, max_depth=preset.max_depth, progress=False,
-                pairs=listing.pairs, depth_scale=preset.depth_scale)
+            depth0 = initial_head_depth(f.head_bias_init, preset, listing.pairs)
             set_head_bias(model, depth0)
             logging.info("depth head bias: %.3f m (--head_bias_init=%s)", depth0, f.head_bias_init)
         head = getattr(model, "depth_range", None)

@@ -121,3 +121,47 @@ def test_train_view_traces_once_for_every_crop_size(student):
     for h, w in [(64, 96), (96, 128), (128, 160)]:
         assert depth(tf.zeros((2, h, w, 3))).shape == (2, h // 4, w // 4, 1)
     assert len(traces) == 1
+
+
+def test_relu_head_unclamped_in_training_clamped_at_inference():
+    """The authors' head: ReLU; the loss sees it unclamped (forward_train), inference clamps to [1e-3, 40]."""
+    from litedepth_tf.models.decoder import DepthHead
+
+    x = np.array([-3.0, 0.0, 5e-4, 7.0, 55.0], np.float32).reshape(1, 1, 5, 1)
+    head = DepthHead("relu", 40.0)
+    np.testing.assert_allclose(head(x, training=True).numpy().ravel(), [0.0, 0.0, 5e-4, 7.0, 55.0])
+    np.testing.assert_allclose(head(x, training=False).numpy().ravel(), [1e-3, 1e-3, 1e-3, 7.0, 40.0])
+    sig = DepthHead("sigmoid", 40.0)
+    np.testing.assert_allclose(sig(x, training=True).numpy(), sig(x, training=False).numpy())
+    np.testing.assert_allclose(sig(x).numpy().ravel()[3], 40.0 / (1.0 + np.exp(-7.0)), rtol=1e-6)
+    with pytest.raises(ValueError, match="head must be one of"):
+        DepthHead("softplus")
+
+
+@pytest.mark.parametrize("head", ["relu", "sigmoid"])
+def test_head_bias_starts_every_pixel_at_the_given_depth(head):
+    """set_head_bias with a zero kernel: every pixel of any image predicts the given depth; with the Glorot
+    kernel the median over pixels stays near it (every pixel in the ReLU's linear part)."""
+    from litedepth_tf.models.decoder import set_head_bias
+
+    model = build_student(head=head)
+    set_head_bias(model, 3.7)
+    x = np.random.default_rng(2).uniform(0, 255, (2, 128, 160, 3)).astype(np.float32)
+    depth = model(x, training=True)["depth"].numpy()
+    if head == "relu":
+        assert (depth > 0).mean() > 0.99 and abs(float(np.median(depth)) - 3.7) < 1.0
+    layer = model.get_layer("decoder_depth_conv")
+    layer.set_weights([np.zeros_like(layer.get_weights()[0]), layer.get_weights()[1]])
+    np.testing.assert_allclose(model(x, training=True)["depth"].numpy(), 3.7, rtol=1e-5)
+
+
+def test_decoder_upsampling_is_bilinear_align_corners():
+    """ResizeLike = F.interpolate(mode='bilinear', align_corners=True): corners map onto corners."""
+    from litedepth_tf.models.decoder import ResizeLike
+    from tests.training.authors_reference import interpolate_bilinear_ac
+
+    x = np.random.default_rng(4).normal(size=(2, 4, 5, 3)).astype(np.float32)
+    got = ResizeLike()(x, np.zeros((2, 8, 10, 1), np.float32)).numpy()
+    want = np.stack([interpolate_bilinear_ac(x[..., c], (8, 10)) for c in range(3)], axis=-1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[:, [0, -1]][:, :, [0, -1]], x[:, [0, -1]][:, :, [0, -1]], rtol=1e-6)

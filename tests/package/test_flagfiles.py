@@ -65,3 +65,24 @@ def test_dataset_flagfiles_match_their_preset(name, dataset, model, monkeypatch)
     assert tuple(train._parse_crop(c) for c in fv.crop_sizes) == preset.crop_sizes
     assert MODEL_KWARGS.get(model, {}).get("max_depth", 40.0) >= preset.max_depth
     assert "NOT run on the real" in open(os.path.join(REPO, "flags", name)).read().split("\n--", 1)[0]
+
+
+def test_head_bias_init_reads_the_training_median(tmp_path):
+    """--head_bias_init=median: the median valid depth of the training depth maps (PNG millimetres), at most the
+    data set's range; a number is taken as metres."""
+    import numpy as np
+    from PIL import Image
+
+    pairs = []
+    for i, value in enumerate((1500, 2500, 9000)):
+        depth = np.full((4, 4), value, np.uint16)
+        depth[0, 0] = 0  # invalid pixels do not count
+        path = tmp_path / f"d{i}.png"
+        Image.fromarray(depth).save(path)
+        pairs.append((f"s{i}", str(path), str(path)))
+    preset = datasets.get_preset("mai2022")
+    assert train.initial_head_depth("median", preset, pairs) == pytest.approx(2.5)
+    assert train.initial_head_depth("4.25", preset, pairs) == 4.25
+    fv = train.define_flags(flags.FlagValues())
+    with pytest.raises(flags.IllegalFlagValueError, match="head_bias_init"):
+        fv(["train", "--data_root=d", "--run_dir=r", "--steps=1", "--head_bias_init=mean"])
