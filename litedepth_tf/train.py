@@ -191,6 +191,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
                              message="--loss_terms must be a non-empty subset of si,grad,vnl,robust", **d)
     flags.register_multi_flags_validator(["model", "decoder"], lambda f: f["decoder"] == "mix" or f["model"] ==
                                          "student", message="--decoder other than mix needs --model=student", **d)
+    flags.register_multi_flags_validator(["head", "decoder", "model"], lambda f: f["head"] == "relu" or (
+        f["decoder"] == "mix" and f["model"] == "student"), message="--head=sigmoid has a preset for the student "
+                                         "with the mix decoder only (student_sigmoid)", **d)
     flags.register_validator("model", _known_model, message="--model must be a name in litedepth_tf.models.presets.MODELS",
                              **d)
     flags.register_multi_flags_validator(["lr", "min_lr"], lambda f: 0 <= f["min_lr"] <= f["lr"],
@@ -268,7 +271,10 @@ def make_weighting(kind: str, terms=losses.TERMS, weights=None):
 
 
 def model_name(f) -> str:
-    """The preset the run trains (and evaluate / export must use): --model, or student_<kind> for --decoder."""
+    """The preset the run trains (and evaluate / export must use): --model, or student_<kind> for --decoder,
+    student_sigmoid for --head=sigmoid."""
+    if f.model == "student" and f.head == "sigmoid":
+        return "student_sigmoid"
     return student_preset(f.decoder) if f.model == "student" else f.model
 
 
@@ -341,7 +347,7 @@ def _train(f, strategy, chief, bad_samples, preset, train_split, val_split) -> d
     with strategy.scope():
         builder = registry.get_builder(model_name(f))
         kw = dict(encoder_weights=f.encoder_weights) if f.encoder_weights else {}
-        model = builder(head=f.head, **kw) if f.head != "relu" else builder(**kw)
+        model = builder(**kw)
         if f.init_weights:
             load_weights(model, f.init_weights)
         elif f.head_bias_init != "zero":
@@ -376,7 +382,8 @@ def _train(f, strategy, chief, bad_samples, preset, train_split, val_split) -> d
                           clip_norm=f.clip_norm, seed=f.seed, frame_size=preset.frame_size)
         step_ref.append(trainer.step)  # the distillation ramp reads the trainer's step
     if model_name(f) != f.model:
-        logging.info("--decoder=%s: evaluate / export this run with --model=%s", f.decoder, model_name(f))
+        logging.info("--decoder=%s --head=%s: evaluate / export this run with --model=%s", f.decoder, f.head,
+                     model_name(f))
     loop = LoopConfig(clip_norm=f.clip_norm, max_bad_steps=f.max_bad_steps, log_every=f.log_every,
                       image_every=f.image_every, eval_every=f.eval_every, ckpt_every=f.ckpt_every,
                       keep_checkpoints=f.keep_checkpoints, checkpoint_iterator=f.checkpoint_iterator, seed=f.seed,

@@ -16,6 +16,7 @@ MODELS = {
     "student_80m": "litedepth_tf.models.student:build_student",
     "student_conv3x3": "litedepth_tf.models.student:build_student",
     "student_conv1x1": "litedepth_tf.models.student:build_student",
+    "student_sigmoid": "litedepth_tf.models.student:build_student",
     "teacher_swin_micro": "litedepth_tf.models.teacher:build_teacher",
     "teacher_swin_tiny": "litedepth_tf.models.teacher:build_teacher",
     "teacher_swin_base": "litedepth_tf.models.teacher:build_teacher",
@@ -23,9 +24,10 @@ MODELS = {
 }
 
 MODEL_KWARGS = {
-    "student_80m": {"max_depth": 80.0},  # KITTI / DIODE: depth head 80 * sigmoid (the weights are the same shape)
+    "student_80m": {"max_depth": 80.0},  # KITTI / DIODE: the ReLU head clamped at 80 m (the same weights' shapes)
     "student_conv3x3": {"decoder": "conv3x3"},  # Table 3's decoder variants (models.decoder.DECODER_KINDS)
     "student_conv1x1": {"decoder": "conv1x1"},
+    "student_sigmoid": {"head": "sigmoid"},  # the 40 * sigmoid head (train --head=sigmoid), same weights' shapes
     "teacher_swin_micro": {"preset": "micro"},
     "teacher_swin_tiny": {"preset": "tiny"},
     "teacher_swin_base": {"preset": "base"},

@@ -58,3 +58,21 @@ def test_conv3x3_merged_deploy_parity(tmp_path):
     assert decoder_kind(merged) == "conv3x3"  # the deploy view follows the trained model
     report = run_export_parity_test(deploy, "fp32", tflite_path=str(tmp_path / "c3.tflite"))
     assert report.max_abs_diff < 1e-4
+
+
+def test_the_sigmoid_head_preset_and_its_deploy_view():
+    """train --head=sigmoid names student_sigmoid for evaluate / export; the merged deploy copy keeps the head."""
+    from absl import flags
+
+    from litedepth_tf import train
+    from litedepth_tf.models.decoder import head_kind
+
+    fv = train.define_flags(flags.FlagValues())
+    fv(["train", "--data_root=d", "--run_dir=r", "--steps=1", "--head=sigmoid"])
+    assert train.model_name(fv) == "student_sigmoid"
+    model = presets.build_model("student_sigmoid")
+    assert head_kind(model) == "sigmoid" and head_kind(presets.build_model("student")) == "relu"
+    assert head_kind(build_deploy_model(model, merge_normalization=True).get_layer("student_merged")) == "sigmoid"
+    bad = train.define_flags(flags.FlagValues())
+    with pytest.raises(flags.IllegalFlagValueError, match="student_sigmoid"):
+        bad(["train", "--data_root=d", "--run_dir=r", "--steps=1", "--head=sigmoid", "--decoder=conv1x1"])
