@@ -46,6 +46,12 @@ def define_model_flags(fv) -> None:
     flags.DEFINE_string("model", "student", "Model preset of --weights (litedepth_tf.models.presets.MODELS).", **d)
 
 
+def define_threads_flag(fv, default=None) -> None:
+    """``--threads``: the LiteRT interpreter's threads for a ``.tflite`` model."""
+    flags.DEFINE_integer("threads", default, "TFLite interpreter threads" + (" (default: the interpreter's)."
+                         if default is None else "."), flag_values=fv)
+
+
 def model_path(fv) -> str:
     """The one model file of `define_model_flags`; `InputError` unless exactly one was given."""
     if bool(fv.weights) == bool(fv.tflite):
