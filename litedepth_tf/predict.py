@@ -50,8 +50,7 @@ from litedepth_tf.inference.writers import check_colormap
 from litedepth_tf.tflite.model_card import card_path, describe
 
 
-def define_flags(fv=None):
-    fv = flags.FLAGS if fv is None else fv
+def define_flags(fv):
     d = dict(flag_values=fv)
     cli.define_model_flags(fv)
     cli.define_threads_flag(fv)
@@ -105,8 +104,7 @@ def _print(msg, file=None):
     print(msg, file=file or sys.stdout, flush=True)
 
 
-def main(argv, fv=None):
-    fv = flags.FLAGS if fv is None else fv
+def main(argv, fv):
     check_flags(fv)
     paths, skipped = list_inputs(fv.input)
     check_writable(fv.out, what="output folder")  # before the model is loaded, not at the first write

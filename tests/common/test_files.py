@@ -294,7 +294,7 @@ def test_tflite_export_on_a_full_disk_keeps_the_previous_model(tmp_path, monkeyp
     import keras
 
     from litedepth_tf.common import files as fsutil
-    from litedepth_tf.tflite.convert import export_tflite
+    from litedepth_tf.tflite.export import export_tflite
 
     dest = tmp_path / "model.tflite"
     dest.write_bytes(b"TFL3 the previous complete export")
@@ -339,7 +339,7 @@ def _write_each_way(folder) -> dict:
 
     from litedepth_tf.common import files as fsutil
     from litedepth_tf.common.images import write_png_fast
-    from litedepth_tf.tflite.convert import export_tflite
+    from litedepth_tf.tflite.export import export_tflite
 
     paths = {k: os.path.join(folder, n) for k, n in [
         ("bytes", "a.bin"), ("text", "a.txt"), ("json", "a.json"), ("weights", "a.weights.h5"), ("path", "b.bin"),

@@ -29,6 +29,12 @@ from litedepth_tf.tflite.compact import compact_tensor_names
 QUANT_MODES = ("fp32", "fp16", "int8")
 
 
+def tflite_name(quant: str, int8_io: str = "float32") -> str:
+    """The file name of the export of mode `quant` (`litedepth_<quant>.tflite`, what export_tflite.py writes by
+    default and what the quant report and the benchmark look for)."""
+    return f"litedepth_{quant}" + ("_uint8io" if quant == "int8" and int8_io == "uint8" else "") + ".tflite"
+
+
 def export_saved_model(model, saved_model_dir: str) -> str:
     """Writes a SavedModel with a `serve` signature (Keras 3 `model.export`). The export goes to a hidden temp
     folder next to `saved_model_dir` that is renamed into place when complete: a kill leaves the old folder, the
