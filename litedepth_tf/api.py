@@ -9,8 +9,10 @@ here), the one implementation that `predict` uses too: any size (resized to the 
 to the image's size), grayscale, alpha, 16-bit and float images (each conversion a note in `PreparedImage.notes`,
 `predict(..., return_notes=True)`).
 
-Keras weights need the model preset they were trained with (`model="student"` by default; any name in
-`litedepth_tf.models.presets.MODELS`); the deploy graph is the same as the exported one (normalisation merged into the
+Keras weights are built as the model preset they were trained with: a run's weights (its flags.txt next to them,
+`litedepth_tf.models.presets.preset_for_weights`) as the run's preset, other weights as ``model`` (default
+"student"; any name in `litedepth_tf.models.presets.PRESETS`); a ``model`` that contradicts the run raises an
+InputError (a ValueError) naming both. The deploy graph is the same as the exported one (normalisation merged into the
 first conv for the student). `.tflite` files are run with the LiteRT interpreter and must have the LiteDepth
 signature `[1,480,640,3] -> [1,480,640,1]` (float32 or uint8 I/O); a wrong one raises a ValueError naming the file.
 A `.tflite` with a model card next to it (`name.card.json`, `litedepth_tf.tflite.model_card`) is checked against
@@ -36,6 +38,7 @@ import numpy as np
 
 from litedepth_tf.common.pointcloud import backproject, default_intrinsics
 from litedepth_tf.inference.prepare import NET_HW, PreparedImage, prepare_image, restore_size, to_rgb
+from litedepth_tf.models.presets import build_model, preset_for_weights
 from litedepth_tf.tflite.model_card import check_card
 from litedepth_tf.tflite.runtime import TFLiteModel
 
@@ -57,12 +60,12 @@ def model_kind(path) -> str:
 class DepthModel:
     """A loaded depth model; see `load`."""
 
-    def __init__(self, path, model: str = "student", num_threads: int | None = None, input_size=None):
+    def __init__(self, path, model: str | None = None, num_threads: int | None = None, input_size=None):
         self.path = os.fspath(path)
         self.kind = model_kind(self.path)
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"model file not found: {self.path!r}")
-        self.preset = model
+        self.preset = preset_for_weights(self.path, model, what="model") if self.kind == "keras" else model
         self.input_size = NET_HW if input_size is None else tuple(int(v) for v in input_size)
         self._last_latency_ms = float("nan")
         self.card = None
@@ -72,7 +75,7 @@ class DepthModel:
             self.card = check_card(self.path, self._tflite.input, self._tflite.output)
             self._run = self._tflite.predict
         else:
-            self._run = _keras_runner(self.path, model, self.input_size)
+            self._run = _keras_runner(self.path, self.preset, self.input_size)
 
     def predict_network(self, x: np.ndarray) -> np.ndarray:
         """[1, H, W, 3] float32 raw 0..255 -> [H, W] float32 metres (the bare network; (H, W) = input_size)."""
@@ -108,7 +111,6 @@ def _keras_runner(path, preset, input_size=NET_HW):
     # TensorFlow only for Keras weights: a .tflite model runs on ai_edge_litert alone (edge hosts without TF).
     import tensorflow as tf
 
-    from litedepth_tf.models.presets import build_model
     from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
 
     train_view = build_model(preset, weights=path)
@@ -118,7 +120,8 @@ def _keras_runner(path, preset, input_size=NET_HW):
     return lambda x: fn(tf.constant(x)).numpy()
 
 
-def load(path, model: str = "student", num_threads: int | None = None, input_size=None) -> DepthModel:
-    """Loads `.tflite` (LiteRT, `num_threads`) or `.weights.h5` (Keras, preset `model`) -> `DepthModel`;
+def load(path, model: str | None = None, num_threads: int | None = None, input_size=None) -> DepthModel:
+    """Loads `.tflite` (LiteRT, `num_threads`) or `.weights.h5` (Keras, preset `model`, default the run's or
+    "student") -> `DepthModel`;
     ``input_size`` (H, W): the network input of a model made for another frame size (default 480x640)."""
     return DepthModel(path, model=model, num_threads=num_threads, input_size=input_size)

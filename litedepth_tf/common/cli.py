@@ -1,7 +1,8 @@
 """The command-line convention of every litedepth_tf command.
 
 * One flag library (absl) and one spelling (underscores): ``--data_root``, ``--model`` (a preset name of
-  `litedepth_tf.models.presets`), ``--weights`` (a Keras ``.weights.h5``), ``--tflite`` (a ``.tflite``).
+  `litedepth_tf.models.presets`; for a run's weights the run's by default), ``--weights`` (a Keras
+  ``.weights.h5``), ``--tflite`` (a ``.tflite``).
 * Exit status: 0 the work succeeded, 1 the work ran and failed (e.g. a metric outside its tolerance, every input
   failed), 2 a usage or input error (a bad flag, a missing or unreadable file, a bad data set, a file that cannot
   be written: full disk, I/O error), 128 + N a run stopped by signal N after saving what it needs to continue
@@ -51,7 +52,8 @@ def define_model_flags(fv, tflite: bool = True) -> None:
     else:
         flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model; none = a freshly initialised "
                             "model.", **d)
-    flags.DEFINE_string("model", "student", "Model preset of --weights (litedepth_tf.models.presets.MODELS).", **d)
+    flags.DEFINE_string("model", None, "Model preset of --weights (litedepth_tf.models.presets.PRESETS; default: the "
+                        "run's, from the flags.txt next to --weights, else student).", **d)
 
 
 def define_threads_flag(fv, default=None) -> None:

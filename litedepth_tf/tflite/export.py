@@ -22,7 +22,7 @@ import tensorflow as tf
 from litedepth_tf.common.cli import InputError
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH
 from litedepth_tf.common.files import atomic_write_bytes, write_error
-from litedepth_tf.models.presets import get_builder
+from litedepth_tf.models.presets import get_builder, preset_for_weights
 from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf.tflite.compact import compact_tensor_names
 
@@ -128,9 +128,10 @@ def export_tflite(
 
 
 def build_deploy_from_weights(weights=None, merge_normalization: bool = True, frame_size=(INPUT_HEIGHT, INPUT_WIDTH),
-                              model: str = "student", net_size=None):
+                              model: str | None = None, net_size=None):
     """The deploy model (merged normalisation by default) from trainer weights, or a fresh random student, at
-    ``frame_size`` in and out (e.g. KITTI 352x1216; the network at `common.sizes.network_size` of it)."""
+    ``frame_size`` in and out (e.g. KITTI 352x1216; the network at `common.sizes.network_size` of it). ``model``:
+    the preset (default: the run's, `presets.preset_for_weights`)."""
 
-    return build_deploy_model(get_builder(model)(weights=weights), merge_normalization=merge_normalization,
+    return build_deploy_model(get_builder(preset_for_weights(weights, model))(weights=weights), merge_normalization=merge_normalization,
                               frame_size=frame_size, net_size=net_size)
