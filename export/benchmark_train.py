@@ -22,8 +22,7 @@ from litedepth_tf.data.synthetic import ensure_synthetic
 from litedepth_tf.training.benchmark import format_table, run_benchmark
 
 
-def define_flags(fv=None):
-    fv = flags.FLAGS if fv is None else fv
+def define_flags(fv):
     d = dict(flag_values=fv)
     flags.DEFINE_string("data_root", "data/synthetic", "Data root (generated if the train split is missing).", **d)
     flags.DEFINE_integer("gen_train", 64, "Frames to generate if --data_root has no train split.", **d)
@@ -40,8 +39,7 @@ def define_flags(fv=None):
     return fv
 
 
-def main(argv, fv=None):
-    a = flags.FLAGS if fv is None else fv
+def main(argv, a):
     if not os.path.isdir(os.path.join(a.data_root, "train", "rgb")):
         print(f"no data under {a.data_root}/train: generating {a.gen_train} synthetic frames")
         ensure_synthetic(a.data_root, a.gen_train, max(1, a.gen_train // 4))
@@ -61,5 +59,7 @@ def main(argv, fv=None):
     return cli.EXIT_OK
 
 
+entry_point = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    cli.run(main, define_flags)
+    entry_point()

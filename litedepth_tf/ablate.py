@@ -31,7 +31,7 @@ from litedepth_tf.common.files import check_writable
 from litedepth_tf.models import presets
 from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf.tflite.benchmark import measure_latency
-from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.tflite.export import export_tflite
 from litedepth_tf.training import ablation
 
 # The train command, by name: a command never imports another one (tests/package/test_layers.py), so the
@@ -39,8 +39,7 @@ from litedepth_tf.training import ablation
 TRAIN_MODULE = "litedepth_tf.train"
 
 
-def define_flags(fv=None):
-    fv = flags.FLAGS if fv is None else fv
+def define_flags(fv):
     d = dict(flag_values=fv)
     flags.DEFINE_enum("table", None, list(ablation.TABLES), "Which table of the paper to rebuild.", **d)
     flags.DEFINE_string("data_root", None, "Data root (ROOT/<split>/{rgb,depth}/*.png) for every run.", **d)
@@ -88,8 +87,7 @@ def tflite_latency(spec, runs: int = 30, threads: int = 1) -> float:
         return measure_latency(path, threads, runs=runs).median_ms
 
 
-def main(argv, fv=None):
-    fv = flags.FLAGS if fv is None else fv
+def main(argv, fv):
     logging.getLogger().setLevel(logging.INFO)
     if not os.path.isdir(fv.data_root):
         raise cli.InputError(f"--data_root={fv.data_root!r} does not exist")
@@ -115,5 +113,7 @@ def main(argv, fv=None):
     return cli.EXIT_OK
 
 
+entry_point = cli.command(main, define_flags)
+
 if __name__ == "__main__":
-    cli.run(main, define_flags)
+    entry_point()

@@ -4,17 +4,15 @@
     model = litedepth_tf.load("artifacts/litedepth_int8.tflite")   # or "runs/demo/best.weights.h5"
     depth_m = model.predict(image)        # image: HxWx3 uint8 (or float 0..255) -> HxW float32 metres
 
-Pre/post-processing (shared with `python -m litedepth_tf.predict`, one implementation: `prepare_image` and
-`restore_size`):
+Pre/post-processing: `litedepth_tf.inference.prepare` (`prepare_image`, `restore_size`, `to_rgb`, re-exported
+here), the one implementation that `predict` uses too: any size (resized to the network input and the depth back
+to the image's size), grayscale, alpha, 16-bit and float images (each conversion a note in `PreparedImage.notes`,
+`predict(..., return_notes=True)`).
 
-* any size: the image is resized to 480x640 (bilinear, anti-aliased when shrinking, aspect ratio NOT kept: the
-  network was trained on 4:3 frames at 480x640) and the depth is resized back to the image's own size (bilinear);
-* grayscale (HxW or HxWx1) is replicated to RGB, an alpha channel (HxWx4, HxWx2) is dropped, 16-bit images
-  (uint16) are scaled to 8-bit (/257), float images are taken as 0..255 unless their maximum is <= 1 (then x255);
-  each of these adds a human-readable note to `PreparedImage.notes` (`predict(..., return_notes=True)`).
-
-Keras weights need the model preset they were trained with (`model="student"` by default; any name in
-`litedepth_tf.models.presets.MODELS`); the deploy graph is the same as the exported one (normalisation merged into the
+Keras weights are built as the model preset they were trained with: a run's weights (its flags.txt next to them,
+`litedepth_tf.models.presets.preset_for_weights`) as the run's preset, other weights as ``model`` (default
+"student"; any name in `litedepth_tf.models.presets.PRESETS`); a ``model`` that contradicts the run raises an
+InputError (a ValueError) naming both. The deploy graph is the same as the exported one (normalisation merged into the
 first conv for the student). `.tflite` files are run with the LiteRT interpreter and must have the LiteDepth
 signature `[1,480,640,3] -> [1,480,640,1]` (float32 or uint8 I/O); a wrong one raises a ValueError naming the file.
 A `.tflite` with a model card next to it (`name.card.json`, `litedepth_tf.tflite.model_card`) is checked against
@@ -33,102 +31,20 @@ colours (N, 3) uint8), intrinsics `(fx, fy, cx, cy)` at the image's size (defaul
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 
 import numpy as np
-from PIL import Image
 
-from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH
 from litedepth_tf.common.pointcloud import backproject, default_intrinsics
+from litedepth_tf.inference.prepare import NET_HW, PreparedImage, prepare_image, restore_size, to_rgb
+from litedepth_tf.models.presets import build_model, preset_for_weights
 from litedepth_tf.tflite.model_card import check_card
 from litedepth_tf.tflite.runtime import TFLiteModel
 
-NET_HW = (INPUT_HEIGHT, INPUT_WIDTH)
+__all__ = ["DepthModel", "PreparedImage", "load", "model_kind", "prepare_image", "restore_size", "to_rgb"]
 KERAS_SUFFIXES = (".weights.h5", ".h5")
 TFLITE_SUFFIXES = (".tflite",)
-
-
-@dataclasses.dataclass
-class PreparedImage:
-    """The network input for one image: `network_input` float32 [1, 480, 640, 3] raw 0..255, the image's own
-    `size` (H, W), `rgb` the image as float32 HxWx3 0..255 (for side-by-side views) and `notes` on conversions."""
-
-    network_input: np.ndarray
-    size: tuple
-    rgb: np.ndarray
-    notes: list
-
-
-def to_rgb(image) -> tuple[np.ndarray, list[str]]:
-    """Any image array -> (float32 HxWx3 in 0..255, notes). See the module docstring for the rules."""
-    a = np.asarray(image)
-    notes = []
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim == 2:
-        notes.append("grayscale image: replicated to RGB")
-        a = np.stack([a, a, a], axis=-1)
-    elif a.ndim == 3 and a.shape[-1] == 2:
-        notes.append("grayscale + alpha image: alpha dropped, gray replicated to RGB")
-        a = np.stack([a[..., 0]] * 3, axis=-1)
-    elif a.ndim == 3 and a.shape[-1] == 4:
-        notes.append("RGBA image: alpha channel dropped")
-        a = a[..., :3]
-    elif not (a.ndim == 3 and a.shape[-1] == 3):
-        raise ValueError(f"expected an HxW, HxWx1, HxWx3 or HxWx4 image, got shape {a.shape}")
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"empty image of shape {a.shape}")
-    if a.dtype == np.uint8:  # already in 0..255: no clipping copy
-        return a.astype(np.float32), notes
-    if a.dtype == np.bool_:
-        out = a.astype(np.float32) * 255.0
-    elif np.issubdtype(a.dtype, np.integer):
-        if a.dtype == np.uint16 or a.max() > 255:
-            notes.append(f"{a.dtype.name} image: scaled from 16-bit to 8-bit range (/257)")
-            out = a.astype(np.float32) / 257.0
-        else:
-            out = a.astype(np.float32)
-    elif np.issubdtype(a.dtype, np.floating):
-        out = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=255.0, neginf=0.0)
-        if out.size and out.max() <= 1.0:
-            notes.append("float image with values in 0..1: scaled to 0..255")
-            out = out * 255.0
-    else:
-        raise ValueError(f"unsupported image dtype {a.dtype}")
-    return np.clip(out, 0.0, 255.0).astype(np.float32), notes
-
-
-def _resize_float(a: np.ndarray, hw) -> np.ndarray:
-    """Bilinear resize of float32 HxW or HxWxC to `hw` (PIL: anti-aliased when shrinking; no TF needed)."""
-
-    h, w = int(hw[0]), int(hw[1])
-    if a.shape[:2] == (h, w):
-        return a.astype(np.float32, copy=False)
-    if a.ndim == 2:
-        return np.asarray(Image.fromarray(a.astype(np.float32), "F").resize((w, h), Image.BILINEAR), np.float32)
-    return np.stack([_resize_float(a[..., c], hw) for c in range(a.shape[-1])], axis=-1)
-
-
-def prepare_image(image, size=NET_HW) -> PreparedImage:
-    """Image array (any size / channels / dtype) -> the network's [1, H, W, 3] float32 input, (H, W) = ``size``
-    (480x640 by default). At that size already, the input is a view of `rgb` (no copy: the interpreter copies it
-    in)."""
-    rgb, notes = to_rgb(image)
-    size = tuple(int(v) for v in size)
-    if rgb.shape[:2] == size:
-        x = rgb  # to_rgb output is float32 in 0..255 already
-    else:
-        x = np.clip(_resize_float(rgb, size), 0.0, 255.0).astype(np.float32, copy=False)
-    return PreparedImage(x[None], tuple(rgb.shape[:2]), rgb, notes)
-
-
-def restore_size(depth, size) -> np.ndarray:
-    """Network depth ([1,480,640,1], [480,640,1] or [480,640]) -> HxW float32 metres at `size` (bilinear)."""
-    d = np.asarray(depth, np.float32)
-    d = d.reshape(d.shape[-3:-1]) if d.ndim >= 3 else d
-    return _resize_float(d, size)
 
 
 def model_kind(path) -> str:
@@ -144,12 +60,12 @@ def model_kind(path) -> str:
 class DepthModel:
     """A loaded depth model; see `load`."""
 
-    def __init__(self, path, model: str = "student", num_threads: int | None = None, input_size=None):
+    def __init__(self, path, model: str | None = None, num_threads: int | None = None, input_size=None):
         self.path = os.fspath(path)
         self.kind = model_kind(self.path)
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"model file not found: {self.path!r}")
-        self.preset = model
+        self.preset = preset_for_weights(self.path, model, what="model") if self.kind == "keras" else model
         self.input_size = NET_HW if input_size is None else tuple(int(v) for v in input_size)
         self._last_latency_ms = float("nan")
         self.card = None
@@ -159,7 +75,7 @@ class DepthModel:
             self.card = check_card(self.path, self._tflite.input, self._tflite.output)
             self._run = self._tflite.predict
         else:
-            self._run = _keras_runner(self.path, model, self.input_size)
+            self._run = _keras_runner(self.path, self.preset, self.input_size)
 
     def predict_network(self, x: np.ndarray) -> np.ndarray:
         """[1, H, W, 3] float32 raw 0..255 -> [H, W] float32 metres (the bare network; (H, W) = input_size)."""
@@ -195,7 +111,6 @@ def _keras_runner(path, preset, input_size=NET_HW):
     # TensorFlow only for Keras weights: a .tflite model runs on ai_edge_litert alone (edge hosts without TF).
     import tensorflow as tf
 
-    from litedepth_tf.models.presets import build_model
     from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
 
     train_view = build_model(preset, weights=path)
@@ -205,7 +120,8 @@ def _keras_runner(path, preset, input_size=NET_HW):
     return lambda x: fn(tf.constant(x)).numpy()
 
 
-def load(path, model: str = "student", num_threads: int | None = None, input_size=None) -> DepthModel:
-    """Loads `.tflite` (LiteRT, `num_threads`) or `.weights.h5` (Keras, preset `model`) -> `DepthModel`;
+def load(path, model: str | None = None, num_threads: int | None = None, input_size=None) -> DepthModel:
+    """Loads `.tflite` (LiteRT, `num_threads`) or `.weights.h5` (Keras, preset `model`, default the run's or
+    "student") -> `DepthModel`;
     ``input_size`` (H, W): the network input of a model made for another frame size (default 480x640)."""
     return DepthModel(path, model=model, num_threads=num_threads, input_size=input_size)

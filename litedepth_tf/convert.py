@@ -36,8 +36,7 @@ from litedepth_tf.common.files import check_writable
 from litedepth_tf.data import convert, datasets
 
 
-def define_flags(fv=None):
-    fv = flags.FLAGS if fv is None else fv
+def define_flags(fv):
     d = dict(flag_values=fv)
     flags.DEFINE_enum("dataset", None, ["diode", "folder", "nyu"], "What to convert (see the module docstring).", **d)
     flags.DEFINE_string("data_root", None, "Source folder (diode: a DIODE split folder; folder: the data root).", **d)
@@ -59,8 +58,7 @@ def define_flags(fv=None):
     return fv
 
 
-def main(argv, fv=None):
-    fv = flags.FLAGS if fv is None else fv
+def main(argv, fv):
     if not fv.dataset:
         raise cli.InputError("--dataset is required (diode, folder or nyu)")
     if not fv.out:
@@ -92,8 +90,7 @@ def main(argv, fv=None):
     return cli.EXIT_OK
 
 
-def entry_point():
-    cli.run(main, define_flags)
+entry_point = cli.command(main, define_flags)
 
 
 if __name__ == "__main__":

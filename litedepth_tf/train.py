@@ -271,11 +271,8 @@ def make_weighting(kind: str, terms=losses.TERMS, weights=None):
 
 
 def model_name(f) -> str:
-    """The preset the run trains (and evaluate / export must use): --model, or student_<kind> for --decoder,
-    student_sigmoid for --head=sigmoid."""
-    if f.model == "student" and f.head == "sigmoid":
-        return "student_sigmoid"
-    return student_preset(f.decoder) if f.model == "student" else f.model
+    """The preset the run trains (and evaluate / export must use): `presets.trained_preset` of the flags."""
+    return registry.trained_preset(f.model, f.decoder, f.head)
 
 
 def run(f) -> dict:

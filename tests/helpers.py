@@ -16,7 +16,7 @@ import tensorflow as tf
 from litedepth_tf.common import cli
 from litedepth_tf.data.synthetic import generate
 from litedepth_tf.models.student import build_deploy_model, build_student
-from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.tflite.export import export_tflite
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0", "LITEDEPTH_NO_PROGRESS": "1"}

@@ -1,7 +1,8 @@
 """The command-line convention of every litedepth_tf command.
 
 * One flag library (absl) and one spelling (underscores): ``--data_root``, ``--model`` (a preset name of
-  `litedepth_tf.models.presets`), ``--weights`` (a Keras ``.weights.h5``), ``--tflite`` (a ``.tflite``).
+  `litedepth_tf.models.presets`; for a run's weights the run's by default), ``--weights`` (a Keras
+  ``.weights.h5``), ``--tflite`` (a ``.tflite``).
 * Exit status: 0 the work succeeded, 1 the work ran and failed (e.g. a metric outside its tolerance, every input
   failed), 2 a usage or input error (a bad flag, a missing or unreadable file, a bad data set, a file that cannot
   be written: full disk, I/O error), 128 + N a run stopped by signal N after saving what it needs to continue
@@ -12,8 +13,11 @@
   OSError that reaches the command (a write that failed, naming its file) is reported the same way.
 
 A command module defines ``define_flags(fv)`` (flags on any `FlagValues`, so tests can parse into a fresh one)
-and ``main(argv, fv)``, then ``entry_point = cli.command(main, define_flags)`` (also its console script) and
-``if __name__ == "__main__": entry_point()``.
+and ``main(argv, fv)``, then ``entry_point = cli.command(main, define_flags)`` (its console script, and the
+``python -m`` / ``python export/x.py`` route: ``if __name__ == "__main__": entry_point()``). The command holds the
+flags, the call into its library and the printing. Shared flag groups: the model (`define_model_flags`), the
+interpreter threads (`define_threads_flag`), and in `litedepth_tf.data.datasets` (they need the presets) the data
+set (`define_dataset_flags`) and the frame size (`define_size_flags`).
 """
 
 from __future__ import annotations
@@ -37,13 +41,25 @@ def error(message) -> int:
     return EXIT_USAGE
 
 
-def define_model_flags(fv) -> None:
-    """The model a command runs: ``--weights`` (Keras, of preset ``--model``) or ``--tflite``, exactly one."""
+def define_model_flags(fv, tflite: bool = True) -> None:
+    """The model a command runs: ``--weights`` (Keras, of preset ``--model``) or ``--tflite``, exactly one
+    (`model_path`); ``tflite=False``: Keras weights only (none: a freshly initialised model)."""
     d = dict(flag_values=fv)
-    flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model. Exactly one of --weights/--tflite.",
-                        **d)
-    flags.DEFINE_string("tflite", None, "A .tflite model. Exactly one of --weights/--tflite.", **d)
-    flags.DEFINE_string("model", "student", "Model preset of --weights (litedepth_tf.models.presets.MODELS).", **d)
+    if tflite:
+        flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model. Exactly one of "
+                            "--weights/--tflite.", **d)
+        flags.DEFINE_string("tflite", None, "A .tflite model. Exactly one of --weights/--tflite.", **d)
+    else:
+        flags.DEFINE_string("weights", None, "Keras weights (.weights.h5) of --model; none = a freshly initialised "
+                            "model.", **d)
+    flags.DEFINE_string("model", None, "Model preset of --weights (litedepth_tf.models.presets.PRESETS; default: the "
+                        "run's, from the flags.txt next to --weights, else student).", **d)
+
+
+def define_threads_flag(fv, default=None) -> None:
+    """``--threads``: the LiteRT interpreter's threads for a ``.tflite`` model."""
+    flags.DEFINE_integer("threads", default, "TFLite interpreter threads" + (" (default: the interpreter's)."
+                         if default is None else "."), flag_values=fv)
 
 
 def model_path(fv) -> str:
@@ -77,10 +93,10 @@ def call(main, define_flags, argv, input_errors=INPUT_ERRORS) -> int:
         return error(err)
 
 
-def run(main, define_flags=None, input_errors=INPUT_ERRORS):
-    """Runs `main(argv)` under absl: flag errors and `input_errors` become one line and exit 2."""
-    if define_flags is not None:
-        define_flags(flags.FLAGS)
+def run(main, define_flags, input_errors=INPUT_ERRORS):
+    """Runs ``main(argv, flags.FLAGS)`` under absl (flags defined by ``define_flags(flags.FLAGS)``): flag errors and
+    `input_errors` become one line and exit 2."""
+    define_flags(flags.FLAGS)
 
     def parse_flags(argv):
         try:
@@ -94,7 +110,7 @@ def run(main, define_flags=None, input_errors=INPUT_ERRORS):
         logging.getLogger("tensorflow").handlers.clear()
         try:
             no_extra_args(argv)
-            return main(argv)
+            return main(argv, flags.FLAGS)
         except input_errors as err:
             return error(err)
 

@@ -4,6 +4,11 @@ A write goes to a temp file in the destination's folder (same file system), is f
 `os.replace`d over the destination. A kill at any moment leaves either the old file or the new one, never a
 truncated one. A leftover `*.tmp` file (from a kill before the rename) is harmless and never read.
 
+A written file gets the permissions a plain ``open(path, "w")`` would give it: a new file 0666 minus the umask
+(what the folder's default ACL allows, where it has one), a replaced file the permission bits of the file it
+replaces; so an exported model or a depth map in a shared folder is as readable as any other file written there
+(`tempfile.mkstemp` would make every one 0600).
+
 A write that fails (a full disk, an I/O error, any OSError of the writer, the fsync or the rename) removes its temp
 file and raises `WriteError`: one line naming the destination, the error, and what is intact (the previous file is
 unchanged, or no file was written). `WriteError` is a `cli.InputError`, so a command ends with that line, exit 2.
@@ -21,8 +26,9 @@ import contextlib
 import errno as errno_codes
 import json
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 
 from litedepth_tf.common.cli import InputError
 
@@ -38,6 +44,38 @@ def _fsync_dir(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _create_temp(path: str, suffix: str) -> tuple[int, str]:
+    """A new hidden temp file next to `path` (``.NAME.<random><suffix>``, same folder) -> (open fd, its path).
+
+    Created with mode 0666 so that the kernel applies the umask (and the folder's default ACL) exactly as for a
+    plain ``open()``; when `path` exists, its permission bits are copied, as writing over it in place keeps them."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    prefix = "." + os.path.basename(path) + "."
+    for _ in range(100):
+        tmp = os.path.join(folder, prefix + secrets.token_hex(4) + suffix)
+        try:
+            fd = os.open(tmp, _TEMP_FLAGS, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode) & 0o777
+        except OSError:  # no previous file (or not readable): the kernel's mode stands
+            return fd, tmp
+        try:
+            os.fchmod(fd, mode) if hasattr(os, "fchmod") else os.chmod(tmp, mode)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
+        return fd, tmp
+    raise FileExistsError(errno_codes.EEXIST, "no unused temp file name", os.path.join(folder, prefix + "*" + suffix))
 
 
 class WriteError(OSError, InputError):
@@ -89,8 +127,7 @@ def atomic_path(path, suffix: str = ".tmp"):
     folder = os.path.dirname(os.path.abspath(path))
     existed = os.path.exists(path)
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
+        fd, tmp = _create_temp(path, suffix)
         os.close(fd)
     except OSError as err:
         raise write_error(path, err, existed) from err
@@ -113,10 +150,8 @@ def stage_bytes(path, data) -> str:
     next to `path` (same folder, `.name.*.tmp`), flushed and fsync'ed. Returns the temp path, to be passed to
     `commit_staged` (the rename, e.g. in a chosen order) or `discard_staged`."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+        fd, tmp = _create_temp(path, ".tmp")
     except OSError as err:
         raise write_error(path, err, os.path.exists(path)) from None
     try:

@@ -260,6 +260,28 @@ def define_dataset_flags(fv, split_file_help="Split list (rgb depth [focal] per 
         flags.DEFINE_list("intrinsics", None, "fx,fy,cx,cy of the frames in pixels (default: the dataset's).", **d)
 
 
+def define_size_flags(fv, what="The network input"):
+    """``--dataset`` (no default) and ``--input_size``: the frame size a model is exported or run at (the same
+    spelling in predict and export_tflite.py; read back with `frame_size_from_flags`)."""
+    d = dict(flag_values=fv)
+    flags.DEFINE_enum("dataset", None, list(PRESETS), f"{what} is this data set's frame size (e.g. kitti: 352x1216, "
+                      "for a model exported with export_tflite.py --dataset kitti).", **d)
+    flags.DEFINE_string("input_size", None, f"{what} size HxW (e.g. 352x1216; default 480x640, or the --dataset's).",
+                        **d)
+
+
+def frame_size_from_flags(fv, default=(INPUT_HEIGHT, INPUT_WIDTH)):
+    """(H, W) of `define_size_flags`: --input_size, else the --dataset's frame size, else `default`."""
+    if fv.input_size:
+        return parse_size(fv.input_size, "--input_size")
+    if fv.dataset:
+        preset = get_preset(fv.dataset)
+        if preset.frame_size is None:
+            raise InputError(f"--dataset={fv.dataset} has no fixed frame size: give --input_size HxW")
+        return preset.frame_size
+    return default
+
+
 def preset_from_flags(fv):
     """The `DatasetPreset` the flags describe (one error line naming the flag if a value is bad)."""
     try:

@@ -46,7 +46,7 @@ from litedepth_tf.evaluation.metrics import (
     mean_metrics,
     median_train_depth,
 )
-from litedepth_tf.models.presets import get_builder
+from litedepth_tf.models.presets import get_builder, preset_for_weights
 from litedepth_tf.models.student import build_deploy_model, can_merge_normalization
 from litedepth_tf.tflite.model_card import card_path, check_card
 from litedepth_tf.tflite.runtime import TFLiteModel
@@ -70,10 +70,11 @@ def check_data_root(data_root, split: str) -> str:
     return base
 
 
-def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int | None = None,
+def load_predict_fn(path_or_model, model_name: str | None = None, num_threads: int | None = None,
                     frame_size=(INPUT_HEIGHT, INPUT_WIDTH)):
     """(predict `[1,H,W,3] raw RGB -> [1,H,W,1] metres`, description dict) for a `.tflite` path (its signature
-    must be at ``frame_size``), a `.weights.h5` path (loaded into preset `model_name`), a Keras model (train view
+    must be at ``frame_size``), a `.weights.h5` path (loaded into preset `model_name`, default the run's:
+    `presets.preset_for_weights`), a Keras model (train view
     with a dict output -> deploy view at ``frame_size``; otherwise used as is) or a callable."""
 
     frame_size = tuple(int(v) for v in frame_size)
@@ -92,6 +93,7 @@ def load_predict_fn(path_or_model, model_name: str = "student", num_threads: int
         if not os.path.isfile(path):
             raise FileNotFoundError(f"weights file not found: {path!r}")
 
+        model_name = preset_for_weights(path, model_name)
         model = get_builder(model_name)(weights=path)
         deploy = build_deploy_model(model, merge_normalization=can_merge_normalization(model), frame_size=frame_size)
         desc = {"model": path, "kind": "keras", "model_name": model_name}
@@ -124,7 +126,7 @@ def baseline_median(data_root, split: str, baseline_split: str = "train", progre
 
 
 def evaluate_model(path_or_model, data_root, split: str = "local_val", max_images: int = 0,
-                   model_name: str = "student", baseline: bool = True, baseline_split: str = "train",
+                   model_name: str | None = None, baseline: bool = True, baseline_split: str = "train",
                    save_predictions: str | None = None, num_threads: int | None = None,
                    progress: bool = True, dataset=None, split_file=None, eval_crop: str | None = None,
                    align: str = "none") -> dict:

@@ -29,19 +29,21 @@ import time
 
 import numpy as np
 
+from litedepth_tf.common.cli import InputError
 from litedepth_tf.common.files import atomic_write_bytes, atomic_write_json
 from litedepth_tf.common.progress import progress_bar
 from litedepth_tf.data.pipeline import list_pairs, make_dataset
+from litedepth_tf.evaluation.evaluator import print_comparison
 from litedepth_tf.evaluation.metrics import MAIMetrics
 from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
 from litedepth_tf.tflite import model_card
 from litedepth_tf.tflite.benchmark import machine_info, measure_latency
 from litedepth_tf.tflite.calibration import representative_images
-from litedepth_tf.tflite.convert import build_deploy_from_weights, export_tflite
+from litedepth_tf.tflite.export import QUANT_MODES, build_deploy_from_weights, export_tflite, tflite_name
 from litedepth_tf.tflite.gpu_check import check_gpu_compatibility
 from litedepth_tf.tflite.runtime import TFLiteModel
 
-QUANTS = ("fp32", "fp16", "int8")
+QUANTS = QUANT_MODES  # the report's rows, in this order
 TARGETS = {"int8_si_rmse_over_fp32_max": 0.02, "int8_size_mb_max": 0.6}
 
 
@@ -56,10 +58,6 @@ def si_rmse_key(metrics: dict) -> str | None:
         if "si" in norm and "rmse" in norm:
             return k
     return None
-
-
-def tflite_name(quant: str, int8_io: str = "float32") -> str:
-    return f"litedepth_{quant}" + ("_uint8io" if quant == "int8" and int8_io == "uint8" else "") + ".tflite"
 
 
 def report_size(data_root, split: str, n_images: int = 0) -> int:
@@ -191,3 +189,23 @@ def format_report(report: dict) -> str:
         detail = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in c.items() if k != "ok")
         lines.append(f"{'PASS' if c['ok'] else 'FAIL'} {name}: {detail}")
     return "\n".join(lines)
+
+
+def check_same_images(reference: dict, reference_path: str, data_root: str, split: str, n_images: int) -> None:
+    """``--compare_to`` must be a report of the same data root, split and number of images: InputError naming
+    `reference_path` otherwise (checked before the report runs, on the split's listing, and again on the images
+    it scored)."""
+    same = (os.path.abspath(str(reference.get("data_root", ""))) == os.path.abspath(data_root)
+            and reference.get("split") == split and reference.get("n_images") == n_images)
+    if not same:
+        raise InputError(f"--compare_to={reference_path}: scored {reference.get('n_images')} images of "
+                         f"{reference.get('data_root')}/{reference.get('split')}, the report {n_images} of "
+                         f"{data_root}/{split}: not the same images")
+
+
+def compare_fp32(report: dict, reference: dict, reference_path: str, tol: float = 1e-3) -> bool:
+    """The report's fp32 metrics against an `evaluate --out` report of the Keras weights on the same images
+    (printed; False unless every metric is within `tol`)."""
+    check_same_images(reference, reference_path, report["data_root"], report["split"], report["n_images"])
+    return print_comparison({"metrics": report["rows"]["fp32"]["metrics"]}, reference, reference_path, tol,
+                            what="fp32")

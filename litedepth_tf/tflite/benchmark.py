@@ -1,4 +1,5 @@
-"""Latency, size and complexity of exported depth models (library behind `export/benchmark.py`)."""
+"""Latency, size and complexity of exported depth models (library behind `export/benchmark.py`): `benchmark_model`
+per model and `benchmark_student`, the student (fp32, fp16, int8) next to a FastDepth-architecture reference."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import time
 
 import numpy as np
 
-from litedepth_tf.tflite.convert import export_tflite
 from litedepth_tf.models.complexity import count_macs
+from litedepth_tf.models.fastdepth import build_fastdepth
+from litedepth_tf.models.upsample import apply_upsample, resolve_upsample
+from litedepth_tf.tflite.export import build_deploy_from_weights, export_tflite, tflite_name
+from litedepth_tf.tflite.model_card import check_export
 from litedepth_tf.tflite.runtime import TFLiteModel
 
 
@@ -75,6 +79,45 @@ def benchmark_model(name, keras_model, out_dir, quant="fp32", threads=(1, 2), ru
         row[f"latency_{t}t_mean_ms"] = lat.mean_ms
         row[f"latency_{t}t_std_ms"] = lat.std_ms
     return row
+
+
+def exported_student(folder, weights, quants) -> dict:
+    """{quant: path} of the student's files that export_tflite.py wrote into `folder` from `weights`, each checked
+    against its model card (ValueError naming the file), for `benchmark_student` to time as they are."""
+    out = {}
+    for quant in quants:
+        out[quant] = os.path.join(folder, tflite_name(quant))
+        check_export(out[quant], quant, weights, resolve_upsample("auto", quant))
+    return out
+
+
+def benchmark_student(weights=None, out_dir="artifacts/benchmark", threads=(1, 2), runs=50, representative=None,
+                      int8=False, exported=None, log=print) -> dict:
+    """The student's deploy model from `weights` (None: random init) at fp32 and fp16 (and int8 with `int8`,
+    calibrated on `representative`) next to FastDepth (MobileNetV1 + NNConv5, fp32, at 480x640 and at its native
+    224x224), each exported to `out_dir` through the same SavedModel -> TFLite route (or, for the student, timed
+    from `exported`, see `exported_student`) and timed with `threads` interpreter threads -> {"machine", "runs",
+    "rows", "student_over_fastdepth_latency"}."""
+    student = build_deploy_from_weights(weights)
+    info = machine_info()
+    jobs = [("litedepth_student", lambda: student, "fp32"), ("litedepth_student", lambda: student, "fp16"),
+            ("fastdepth", lambda: build_fastdepth((480, 640, 3)), "fp32"),
+            ("fastdepth", lambda: build_fastdepth((224, 224, 3)), "fp32")]
+    if int8:
+        jobs.insert(2, ("litedepth_student", lambda: apply_upsample(student, "int8"), "int8"))
+    exported = exported or {}
+    rows = []
+    for name, build, quant in jobs:
+        model = build()
+        tag = name + ("_224" if model.input.shape[1] == 224 else "")
+        log(f"benchmarking {tag} ({quant}) ...")
+        rows.append(benchmark_model(tag, model, out_dir, quant, threads, runs,
+                                    representative if quant == "int8" else None,
+                                    tflite_path=exported.get(quant) if name == "litedepth_student" else None))
+    s32 = next(r for r in rows if r["model"] == "litedepth_student" and r["quant"] == "fp32")
+    fd = next(r for r in rows if r["model"] == "fastdepth")
+    ratios = {f"{t}t": s32[f"latency_{t}t_median_ms"] / fd[f"latency_{t}t_median_ms"] for t in threads}
+    return {"machine": info, "runs": runs, "rows": rows, "student_over_fastdepth_latency": ratios}
 
 
 def machine_info() -> dict:

@@ -1,6 +1,6 @@
 """One parity check for every exported model: Keras vs TFLite (LiteRT interpreter) on the same inputs.
 
-`run_export_parity_test(model, quant)` exports `model` exactly as users do (`litedepth_tf.tflite.convert`), loads the
+`run_export_parity_test(model, quant)` exports `model` exactly as users do (`litedepth_tf.tflite.export`), loads the
 `.tflite` with the LiteRT interpreter, checks its signature (float32 [1,480,640,3] -> [1,480,640,1]) and compares
 outputs on >= 3 inputs (noise, bright borders, a smooth ramp). It catches the Keras 3.15 trap where a `Resizing`
 layer leaks `training=True` into a later BatchNorm on export: the TFLite model then normalises with batch statistics
@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH, MAX_DEPTH
-from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.tflite.export import export_tflite
 from litedepth_tf.tflite.runtime import TFLiteModel
 
 # Max abs depth difference (metres) allowed between Keras and TFLite, for a depth head of constants.MAX_DEPTH (40 m);

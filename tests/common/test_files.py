@@ -14,15 +14,21 @@ where a full disk shows up for them (`tests.helpers.fail_writes`: the fsync of t
 too): one `WriteError` line naming the file, the error and what is intact, exit 2 for the commands, the previous
 file unchanged and no temp file left. The trainer's writes: tests/training/test_faults.py; a real full file
 system: tests/e2e/test_faults.py.
+
+Permissions (the last section): every writer gives a new file the mode a plain `open()` gives one (0666 minus the
+umask, tried with 022, 077 and 002), a replaced file keeps its permission bits, and predict's outputs under
+umask 022 are 0644.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import json
 import os
 import signal
+import stat
 
 import numpy as np
 import pytest
@@ -288,7 +294,7 @@ def test_tflite_export_on_a_full_disk_keeps_the_previous_model(tmp_path, monkeyp
     import keras
 
     from litedepth_tf.common import files as fsutil
-    from litedepth_tf.tflite.convert import export_tflite
+    from litedepth_tf.tflite.export import export_tflite
 
     dest = tmp_path / "model.tflite"
     dest.write_bytes(b"TFL3 the previous complete export")
@@ -299,3 +305,91 @@ def test_tflite_export_on_a_full_disk_keeps_the_previous_model(tmp_path, monkeyp
     assert str(err.value) == f"cannot write {dest}: No space left on device (ENOSPC) (its previous version is " \
                              "unchanged)"
     assert dest.read_bytes() == b"TFL3 the previous complete export" and os.listdir(tmp_path) == ["model.tflite"]
+
+
+# ------------------------------------------------------------------------------------------------ permissions
+
+
+@contextlib.contextmanager
+def _umask(mask):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _plain_open_mode(folder) -> int:
+    """The mode `open(..., "w")` gives a new file in `folder` now (the umask, and a default ACL if any)."""
+    probe = os.path.join(folder, "plain_open_probe")
+    with open(probe, "w"):
+        pass
+    mode = _mode(probe)
+    os.remove(probe)
+    return mode
+
+
+def _write_each_way(folder) -> dict:
+    """One new file through each writer of fsutil (and the two that go through it: PNGs, .tflite) -> {kind: path}."""
+    import keras
+
+    from litedepth_tf.common import files as fsutil
+    from litedepth_tf.common.images import write_png_fast
+    from litedepth_tf.tflite.export import export_tflite
+
+    paths = {k: os.path.join(folder, n) for k, n in [
+        ("bytes", "a.bin"), ("text", "a.txt"), ("json", "a.json"), ("weights", "a.weights.h5"), ("path", "b.bin"),
+        ("staged", "c.bin"), ("png", "d.png"), ("tflite", "e.tflite")]}
+    fsutil.atomic_write_bytes(paths["bytes"], b"x")
+    fsutil.atomic_write_text(paths["text"], "x")
+    fsutil.atomic_write_json(paths["json"], {"a": 1})
+    fsutil.atomic_save_weights(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), paths["weights"])
+    with fsutil.atomic_path(paths["path"]) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"x")
+    fsutil.commit_staged(fsutil.stage_bytes(paths["staged"], b"x"), paths["staged"])
+    write_png_fast(paths["png"], np.zeros((4, 6), np.uint16))
+    export_tflite(keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(2, 1)]), paths["tflite"])
+    return paths
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_every_writer_gives_a_new_file_the_mode_of_a_plain_open(tmp_path, mask):
+    with _umask(mask):
+        expected = _plain_open_mode(tmp_path)
+        paths = _write_each_way(str(tmp_path))
+    assert expected == 0o666 & ~mask  # (no default ACL on the test's temp folder)
+    assert {k: oct(_mode(p)) for k, p in paths.items()} == {k: oct(expected) for k in paths}
+    _no_temps(tmp_path)
+
+
+def test_a_replaced_file_keeps_its_permission_bits_as_writing_in_place_would(tmp_path):
+    from litedepth_tf.common import files as fsutil
+
+    dest = tmp_path / "eval.json"
+    dest.write_text("old")
+    os.chmod(dest, 0o640)
+    with _umask(0o077):
+        fsutil.atomic_write_json(dest, {"a": 1})
+        fsutil.commit_staged(fsutil.stage_bytes(dest, b"{}"), dest)
+    assert _mode(dest) == 0o640 and dest.read_text() == "{}"
+    with open(dest, "w"):  # what a plain open() over it does: the same
+        pass
+    assert _mode(dest) == 0o640
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_predict_outputs_are_readable_by_the_group_and_others_under_umask_022(files, tmp_path, workers):
+    from litedepth_tf import predict
+
+    images = os.path.join(files["data"], "local_val", "rgb")
+    out = tmp_path / "out"
+    with _umask(0o022):
+        assert call_main(predict, "--weights", files["weights"], "--input", images, "--out", out, "--side_by_side",
+                         "--workers", workers) == 0
+    written = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs]
+    assert len(written) == 2 * 3 and {oct(_mode(p)) for p in written} == {oct(0o644)}

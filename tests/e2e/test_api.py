@@ -7,7 +7,7 @@ import pytest
 
 import litedepth_tf
 from litedepth_tf import api
-from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.tflite.export import export_tflite
 from tests.helpers import run_command, student_files
 
 

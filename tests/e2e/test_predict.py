@@ -11,12 +11,12 @@ from matplotlib import colormaps
 from PIL import Image
 
 import litedepth_tf
-from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.tflite.export import export_tflite
 from litedepth_tf.data.pipeline import decode_pair
 from litedepth_tf import predict
 from litedepth_tf.common.images import depth_to_mm
 from litedepth_tf.common.pointcloud import default_intrinsics
-from tests.helpers import call_main, read_ply, student_files
+from tests.helpers import REPO, call_main, read_ply, run_command, student_files
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +238,47 @@ def test_exif_orientation_is_applied(models, tmp_path, capsys):
     assert call_main(predict, "--tflite", models[1], "--input", str(src), "--out", str(out), "--nocolor") == 0
     assert _png_size(out / "depth" / "rotated.png") == (60, 40)
     assert f"note: {src}: EXIF orientation applied" in capsys.readouterr().out
+
+
+def test_tflite_predict_runs_without_tensorflow(models, tmp_path):
+    """`predict --tflite` on a folder (an 8-bit and a 16-bit RGB PNG) with a TensorFlow that cannot be imported:
+    a `tensorflow` package on PYTHONPATH whose import raises (not ImportError: an optional import that swallows
+    ImportError would still load the real one without this). The outputs are those of the API."""
+    poison = tmp_path / "poison" / "tensorflow"
+    poison.mkdir(parents=True)
+    (poison / "__init__.py").write_text("raise RuntimeError('predict --tflite imported tensorflow')\n")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_image(48, 64)).save(src / "a.png")
+    (src / "b16.png").write_bytes(tf.io.encode_png(_image(40, 50, seed=3).astype(np.uint16) * 257).numpy())
+    out = tmp_path / "out"
+    proc = run_command(["-m", "litedepth_tf.predict", "--tflite", models[1], "--input", src, "--out", out],
+                       env={"PYTHONPATH": os.pathsep.join([str(poison.parent), REPO])})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = litedepth_tf.load(models[1])
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "depth" / "a.png")),
+                                  depth_to_mm(model.predict(_image(48, 64))))
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "depth" / "b16.png")),
+                                  depth_to_mm(model.predict(_image(40, 50, seed=3).astype(np.uint16) * 257)))
+
+
+def test_predict_benchmark_library(models, tmp_path):
+    """litedepth_tf.inference.benchmark (behind export/benchmark_predict.py) on 3 frames: photo-like PNGs that
+    differ, the network alone, and predict's own frames/s for two variants."""
+    from litedepth_tf.common.cli import InputError
+    from litedepth_tf.inference.benchmark import benchmark_predict, make_frames, parse_variants
+
+    frames = make_frames(tmp_path / "frames", 3)  # the network's own 480x640 (the network alone runs on one)
+    arrays = [np.asarray(Image.open(p)) for p in frames]
+    assert [a.shape for a in arrays] == [(480, 640, 3)] * 3 and not np.array_equal(arrays[0], arrays[1])
+    with pytest.raises(InputError, match="NAME=extra"):
+        parse_variants(["--nocolor"])
+    variants = parse_variants(["default=", "depth_only=--nocolor --png_level 0"])
+    assert variants == [("default", []), ("depth_only", ["--nocolor", "--png_level", "0"])]
+    res = benchmark_predict(models[1], frames, str(tmp_path), variants, runs=3, repeats=1, log=lambda m: None)
+    net = res["network_alone"]
+    assert net["frames_per_s"] == pytest.approx(1000.0 / net["mean_ms"]) and net["before"]["runs"] == 3
+    default, depth_only = res["predict"]
+    assert default["runs"][0]["files_written"] == 6 and depth_only["runs"][0]["files_written"] == 3
+    for r in res["predict"]:
+        assert r["frames_per_s"] > 0 and r["ratio"] == pytest.approx(r["frames_per_s"] / net["frames_per_s"])

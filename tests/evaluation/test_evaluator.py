@@ -15,7 +15,7 @@ from tests.helpers import run_command
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     from litedepth_tf.data.synthetic import generate
-    from litedepth_tf.tflite.convert import export_tflite
+    from litedepth_tf.tflite.export import export_tflite
     from litedepth_tf.models.student import build_deploy_model, build_student
 
     from tests.helpers import make_depth_nontrivial

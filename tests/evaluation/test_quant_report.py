@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from litedepth_tf.tflite.calibration import representative_images
 from litedepth_tf.data.synthetic import generate
-from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.tflite.export import export_tflite
 from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf.tflite.runtime import TFLiteModel
 from litedepth_tf.models.upsample import BilinearUpsample, apply_upsample, upsample_kernel, with_fast_upsampling

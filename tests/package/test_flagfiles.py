@@ -9,7 +9,7 @@ from absl import flags
 
 from litedepth_tf import train
 from litedepth_tf.data import datasets
-from litedepth_tf.models.presets import MODEL_KWARGS
+from litedepth_tf.models.presets import get_preset
 from tests.helpers import REPO
 
 CFGS = sorted(glob.glob(os.path.join(REPO, "flags", "*.cfg")))
@@ -63,7 +63,7 @@ def test_dataset_flagfiles_match_their_preset(name, dataset, model, monkeypatch)
     preset = datasets.get_preset(fv.dataset)
     assert fv.dataset == dataset and fv.model == model and fv.split_file and fv.val_split_file
     assert tuple(train._parse_crop(c) for c in fv.crop_sizes) == preset.crop_sizes
-    assert MODEL_KWARGS.get(model, {}).get("max_depth", 40.0) >= preset.max_depth
+    assert get_preset(model).max_depth >= preset.max_depth
     assert "NOT run on the real" in open(os.path.join(REPO, "flags", name)).read().split("\n--", 1)[0]
 
 

@@ -58,7 +58,7 @@ def test_benchmark_cli_writes_json(tmp_path):
 
 def test_benchmark_student_from_names_a_file_it_cannot_reuse(tmp_path):
     """--student_from checks every student file against its card before timing anything: one line, exit 2."""
-    from litedepth_tf.tflite.convert import export_tflite
+    from litedepth_tf.tflite.export import export_tflite
     from litedepth_tf.tflite.model_card import build_card, write_card
     from litedepth_tf.tflite.runtime import TFLiteModel
     from litedepth_tf.models.student import build_deploy_model

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf.tflite import gpu_check
-from litedepth_tf.tflite.convert import export_tflite
+from litedepth_tf.tflite.export import export_tflite
 from tests.helpers import random_student, run_command
 
 STUDENT_OPS = {"ADD", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "MAXIMUM", "MINIMUM", "PADV2",

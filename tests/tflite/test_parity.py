@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from litedepth_tf.tflite.convert import export_saved_model, export_tflite
+from litedepth_tf.tflite.export import export_saved_model, export_tflite
 from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf.tflite.parity import ParityError, run_export_parity_test
 from litedepth_tf.tflite.runtime import TFLiteModel
@@ -67,7 +67,7 @@ def test_export_is_atomic_on_failure(deploy, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("converter crashed")
 
-    monkeypatch.setattr("litedepth_tf.tflite.convert.convert_saved_model", broken)
+    monkeypatch.setattr("litedepth_tf.tflite.export.convert_saved_model", broken)
     with pytest.raises(RuntimeError):
         export_tflite(deploy, str(path))
     assert path.read_bytes() == b"old model"

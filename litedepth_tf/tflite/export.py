@@ -22,11 +22,17 @@ import tensorflow as tf
 from litedepth_tf.common.cli import InputError
 from litedepth_tf.common.constants import INPUT_HEIGHT, INPUT_WIDTH
 from litedepth_tf.common.files import atomic_write_bytes, write_error
-from litedepth_tf.models.presets import get_builder
+from litedepth_tf.models.presets import get_builder, preset_for_weights
 from litedepth_tf.models.student import build_deploy_model
 from litedepth_tf.tflite.compact import compact_tensor_names
 
 QUANT_MODES = ("fp32", "fp16", "int8")
+
+
+def tflite_name(quant: str, int8_io: str = "float32") -> str:
+    """The file name of the export of mode `quant` (`litedepth_<quant>.tflite`, what export_tflite.py writes by
+    default and what the quant report and the benchmark look for)."""
+    return f"litedepth_{quant}" + ("_uint8io" if quant == "int8" and int8_io == "uint8" else "") + ".tflite"
 
 
 def export_saved_model(model, saved_model_dir: str) -> str:
@@ -122,10 +128,12 @@ def export_tflite(
 
 
 def build_deploy_from_weights(weights=None, merge_normalization: bool = True, frame_size=(INPUT_HEIGHT, INPUT_WIDTH),
-                              model: str = "student", net_size=None, final_resize: str = "nearest"):
+                              model: str | None = None, net_size=None, final_resize: str = "nearest"):
     """The deploy model (merged normalisation by default) from trainer weights, or a fresh random student, at
     ``frame_size`` in and out (e.g. KITTI 352x1216; the network at `common.sizes.network_size` of it), ending with
-    a ``final_resize`` ("nearest", the authors', or "bilinear") of the depth to the frame."""
+    a ``final_resize`` ("nearest", the authors', or "bilinear") of the depth to the frame. ``model``: the preset
+    (default: the run's, `presets.preset_for_weights`)."""
 
-    return build_deploy_model(get_builder(model)(weights=weights), merge_normalization=merge_normalization,
-                              frame_size=frame_size, net_size=net_size, final_resize=final_resize)
+    return build_deploy_model(get_builder(preset_for_weights(weights, model))(weights=weights),
+                              merge_normalization=merge_normalization, frame_size=frame_size, net_size=net_size,
+                              final_resize=final_resize)
