@@ -20,7 +20,7 @@ from litedepth_tf.tflite.export import export_tflite
 from litedepth_tf.tflite.runtime import TFLiteModel
 
 # Max abs depth difference (metres) allowed between Keras and TFLite, for a depth head of constants.MAX_DEPTH (40 m);
-# a wider head (student_80m: 80 * sigmoid) or larger outputs get it scaled by range / 40 m (float rounding scales
+# a wider head (student_80m: clamped at 80 m) or larger outputs get it scaled by range / 40 m (float rounding scales
 # with the values).
 TOLERANCES = {"fp32": 1e-4, "fp16": 5e-2, "int8": 4.0}  # int8: a gross-breakage check (one output step is
 # up to 40/255 = 0.16 m; far pixels of a trained model differ by ~10 steps); int8 accuracy is judged on data by the
