@@ -29,14 +29,15 @@ def test_export_checked_writes_the_file_and_its_card_and_says_so(tmp_path):
     out, lines = str(tmp_path / "m.tflite"), []
     assert export_checked(deploy, "fp32", out, ExportOptions(), log=lines.append) == out
     card = json.load(open(tmp_path / "m.card.json"))
-    assert card["model"]["quantization"] == "fp32" and card["model"]["upsample"] == "resize"
+    assert card["model"]["quantization"] == "fp32" and card["model"]["upsample"] == "nearest"
     assert card["parity"]["max_abs_diff"] < card["parity"]["tolerance"] and card["gpu_delegate"]["compatible"]
     assert card["training"]["weights"] is None and card["model"]["created_by"] == "export/export_tflite.py"
     assert [line.split(" ", 1)[0] for line in lines[1:]] == ["wrote", "parity", "wrote"], lines
     assert "GPU delegate: compatible" in lines[0] and "network 128x160" in lines[1]
 
     (tmp_path / "g.tflite").write_bytes(b"the previous export")  # conv upsampling: MIRROR_PAD, not on the GPU
+    bilinear = build_deploy_model(random_student(7), final_resize="bilinear")  # conv upsampling needs bilinear
     with pytest.raises(GpuIncompatibleError, match="MIRROR_PAD.*nothing written"):
-        export_checked(deploy, "fp32", str(tmp_path / "g.tflite"),
+        export_checked(bilinear, "fp32", str(tmp_path / "g.tflite"),
                        ExportOptions(upsample="conv", parity=False, require_gpu_compatible=True), log=lines.append)
     assert (tmp_path / "g.tflite").read_bytes() == b"the previous export" and not (tmp_path / "g.card.json").exists()
