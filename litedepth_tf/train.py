@@ -46,7 +46,7 @@ from litedepth_tf.data.bad_samples import BadSampleCounter, bad_sample_error
 from litedepth_tf.models import presets as registry
 from litedepth_tf.evaluation.metrics import median_train_depth
 from litedepth_tf.models.decoder import DECODER_KINDS, HEADS, set_head_bias
-from litedepth_tf.models.presets import MODELS, student_preset
+from litedepth_tf.models.presets import MODELS
 from litedepth_tf.models.student import load_weights
 from litedepth_tf.models.teacher import TEACHER_NO_WEIGHT_DECAY
 from litedepth_tf.training import losses, reweight
@@ -191,9 +191,9 @@ def define_flags(fv: flags.FlagValues = flags.FLAGS) -> flags.FlagValues:
                              message="--loss_terms must be a non-empty subset of si,grad,vnl,robust", **d)
     flags.register_multi_flags_validator(["model", "decoder"], lambda f: f["decoder"] == "mix" or f["model"] ==
                                          "student", message="--decoder other than mix needs --model=student", **d)
-    flags.register_multi_flags_validator(["head", "decoder", "model"], lambda f: f["head"] == "relu" or (
-        f["decoder"] == "mix" and f["model"] == "student"), message="--head=sigmoid has a preset for the student "
-                                         "with the mix decoder only (student_sigmoid)", **d)
+    flags.register_multi_flags_validator(["head", "decoder", "model"], _head_has_preset, message="--head=sigmoid "
+                                         "has a preset for the student with the mix decoder only (student_sigmoid)",
+                                         **d)
     flags.register_validator("model", _known_model, message="--model must be a name in litedepth_tf.models.presets.MODELS",
                              **d)
     flags.register_multi_flags_validator(["lr", "min_lr"], lambda f: 0 <= f["min_lr"] <= f["lr"],
@@ -229,6 +229,17 @@ def _valid_crops(values, frame=None):
 
 def _known_model(name):
     return name in MODELS
+
+
+def _head_has_preset(f) -> bool:
+    """--head with --model / --decoder names a preset (`presets.trained_preset` holds the rule)."""
+    if f["head"] == "relu":
+        return True
+    try:
+        registry.trained_preset(f["model"], f["decoder"], f["head"])
+    except ValueError:
+        return False
+    return True
 
 
 def check_data_root(root, splits, preset=None) -> None:

@@ -14,8 +14,8 @@ Why this project once used ``40 * sigmoid`` instead: a ReLU head trained from a 
 was the encoder's BatchNorm (Keras' momentum 0.999 and no precise BatchNorm: validation ran on near-initial
 statistics), which sank the sigmoid head just as far (docs/fidelity.md); with momentum 0.99 and precise BatchNorm
 the ReLU trains. The trainer still starts the head's bias at the training set's median depth (`set_head_bias`),
-which puts every pixel in the ReLU's linear part at step 0 (``--head_bias_init=zero`` keeps Keras' zero bias). ``head="sigmoid"`` builds the head this project used
-before, ``max_depth * sigmoid(conv)`` (same weights).
+which puts every pixel in the ReLU's linear part at step 0 (``--head_bias_init=zero`` keeps Keras' zero bias).
+``head="sigmoid"`` builds the head this project used before, ``max_depth * sigmoid(conv)`` (same weights).
 The same function builds the teacher's decoder from wider encoder features.
 
 Decoder kinds (Table 3 of the paper, `kind=`): ``"mix"`` (above: 3x3 at the finest, stride-4 fusion, 1x1 elsewhere,

@@ -113,12 +113,13 @@ def trained_preset(model: str = DEFAULT, decoder: str = "mix", head: str = "relu
     """The preset a run trains with train's ``--model``, ``--decoder`` and ``--head`` (what evaluate, export and
     predict must build for its weights): `model`, or student_<kind> for a decoder other than mix, student_sigmoid
     for the sigmoid head."""
+    if head == "sigmoid":
+        if model != DEFAULT or decoder != "mix":
+            raise ValueError("the sigmoid head has a preset for the student with the mix decoder only "
+                             "(student_sigmoid)")
+        return "student_sigmoid"
     if model != DEFAULT:
         return get_preset(model).name
-    if head == "sigmoid":
-        if decoder != "mix":
-            raise ValueError("the sigmoid head has a preset for the mix decoder only (student_sigmoid)")
-        return "student_sigmoid"
     return student_preset(decoder)
 
 
